@@ -1,0 +1,1 @@
+"""The demo's auth service: accounts, passwords and signed bearer tokens."""

@@ -1,0 +1,1 @@
+"""The demo's backend: a per-user notes API with live change events."""

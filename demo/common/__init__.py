@@ -1,0 +1,1 @@
+"""Code shared by the demo services: structured errors and the PostgreSQL pool."""

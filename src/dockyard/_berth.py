@@ -1,0 +1,222 @@
+"""Berths: file-locked slots of the host-global pool, each owning a port block and a project.
+
+A berth is held by an exclusive ``flock`` on ``berth-<i>.lock`` in the lock directory, so
+the kernel releases it the instant its holder dies, however it dies. Beside the lock the
+holder keeps its lease record; a record whose lock is free is *stale*, and whoever takes
+the berth next is handed that record to reap what its holder left behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from ._errors import LockDirError, NoFreeBerth
+from ._lease import CorruptRecord, LeaseRecord, read_record, remove_record, write_record
+from ._ports import ports_in_use
+from ._settings import Settings
+
+_POLL_INTERVAL = 0.1  # seconds between sweeps of the pool while waiting for a berth
+
+
+def ensure_lock_dir(path: Path) -> Path:
+    """Create ``path`` private to the user (0700), or refuse one that is not private."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+    except OSError as exc:
+        raise LockDirError(
+            f"lock directory {path} cannot be created or read: {exc.strerror}",
+            remedy="point lock_dir (DOCKYARD_LOCK_DIR) at a directory you own",
+        ) from None
+    if info.st_uid != os.geteuid():
+        raise LockDirError(
+            f"lock directory {path} is owned by uid {info.st_uid}, not by you (uid {os.geteuid()})",
+            remedy="point lock_dir (DOCKYARD_LOCK_DIR) at a directory you own; another user's "
+            "berths cannot be trusted or reaped",
+        )
+    if stat.S_IMODE(info.st_mode) & 0o077:
+        raise LockDirError(
+            f"lock directory {path} is open to others (mode {stat.S_IMODE(info.st_mode):04o})",
+            remedy=f"run `chmod 700 {path}`, or point lock_dir (DOCKYARD_LOCK_DIR) elsewhere",
+        )
+    return path
+
+
+def lock_is_held(lock_path: Path) -> bool:
+    """Whether some open file description holds ``lock_path`` (this process's included).
+
+    Probes with a fresh descriptor, so a berth held by this very process reads as held.
+    """
+    try:
+        fd = os.open(lock_path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's lock, if it got one
+    return False
+
+
+class State(Enum):
+    """How a berth looks from outside."""
+
+    FREE = "free"
+    LIVE = "live"
+    STALE = "stale"  # lock free, record of a dead holder left behind
+    BLOCKED = "blocked"  # lock free, but a foreign program holds a port of its block
+
+
+@dataclass(frozen=True)
+class BerthStatus:
+    """One row of ``dockyard status``."""
+
+    index: int
+    project: str
+    port_block: range
+    state: State
+    record: LeaseRecord | None = None
+    reason: str = ""
+
+
+@dataclass
+class Berth:
+    """A held berth: its index, port block, compose project and lease.
+
+    ``ports`` maps service -> container port -> host port once the stack's published ports
+    are known. ``stale`` is the record of a previous holder that died holding this berth.
+    """
+
+    index: int
+    project: str
+    port_block: range
+    lock_path: Path
+    record: LeaseRecord
+    stale: LeaseRecord | None = None
+    ports: dict[str, dict[int, int]] = field(default_factory=dict)
+    _lock: FileLock | None = field(default=None, repr=False)
+
+    @property
+    def record_path(self) -> Path:
+        """Where this berth's lease record lives."""
+        return self.lock_path.with_suffix(".json")
+
+    @property
+    def held(self) -> bool:
+        """Whether this object still holds the lock."""
+        return self._lock is not None and self._lock.is_locked
+
+    def release(self) -> None:
+        """Drop the lease record, then the lock. Idempotent."""
+        if self._lock is None:
+            return
+        remove_record(self.record_path)
+        self._lock.release(force=True)
+        self._lock = None
+
+    def __enter__(self) -> Berth:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+Reaper = Callable[[int, str, Path], None]
+"""Removes what a dead holder of berth (index, project, lock path) left behind."""
+
+
+class BerthPool:
+    """The host-global pool described by one :class:`Settings`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lock_dir = settings.lock_dir
+
+    def lock_path(self, index: int) -> Path:
+        """The lock file of berth ``index``."""
+        return self.lock_dir / f"berth-{index}.lock"
+
+    def _read(self, index: int) -> tuple[LeaseRecord | None, str]:
+        try:
+            return read_record(self.lock_path(index).with_suffix(".json")), ""
+        except CorruptRecord as exc:
+            return None, exc.problem
+
+    def try_acquire(self, index: int, reaper: Reaper | None = None) -> tuple[Berth | None, str]:
+        """Take berth ``index`` without blocking; ``(None, reason)`` when it is not to be had."""
+        lock_path = self.lock_path(index)
+        lock = FileLock(lock_path, timeout=0, mode=0o600, thread_local=False, preserve_lock_file=True)
+        try:
+            lock.acquire()
+        except Timeout:
+            record, _ = self._read(index)
+            return None, f"held by {record.describe()}" if record else "held (lease record not written yet)"
+        try:
+            return self._claim(index, lock, reaper)
+        except BaseException:
+            lock.release(force=True)
+            raise
+
+    def _claim(self, index: int, lock: FileLock, reaper: Reaper | None) -> tuple[Berth | None, str]:
+        project = self.settings.project_name(index)
+        block = self.settings.port_block(index)
+        stale, corrupt = self._read(index)
+        busy = ports_in_use(block)
+        if (stale is not None or corrupt or busy) and reaper is not None:
+            # A dead holder's containers may still hold the block's ports: reap, then look again.
+            reaper(index, project, self.lock_path(index))
+            busy = ports_in_use(block)
+        if busy:
+            lock.release(force=True)
+            shown = ", ".join(map(str, busy[:5])) + (" ..." if len(busy) > 5 else "")
+            return None, f"port(s) {shown} taken by another program"
+        record = LeaseRecord.for_current_process(index, project, block)
+        berth = Berth(index, project, block, self.lock_path(index), record, stale=stale, _lock=lock)
+        write_record(berth.record_path, record)
+        return berth, ""
+
+    def acquire(self, timeout: float | None = None, reaper: Reaper | None = None) -> Berth:
+        """The first free berth, waiting up to ``timeout`` seconds (default: settings)."""
+        ensure_lock_dir(self.lock_dir)
+        timeout = self.settings.acquire_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            reasons = {}
+            for index in range(self.settings.max_berths):
+                berth, reason = self.try_acquire(index, reaper)
+                if berth is not None:
+                    return berth
+                reasons[index] = reason
+            if time.monotonic() >= deadline:
+                raise NoFreeBerth(
+                    f"no free berth among {self.settings.max_berths} in {self.lock_dir} after {timeout:g}s",
+                    lock_dir=str(self.lock_dir),
+                    holders=[f"berth {i} ({self.settings.project_name(i)}): {r}" for i, r in reasons.items()],
+                )
+            time.sleep(_POLL_INTERVAL)  # polling the pool to a deadline, not waiting for readiness
+
+    def statuses(self) -> Iterator[BerthStatus]:
+        """Every berth of the pool as it is now, without taking any of them."""
+        for index in range(self.settings.max_berths):
+            project = self.settings.project_name(index)
+            block = self.settings.port_block(index)
+            record, corrupt = self._read(index)
+            if lock_is_held(self.lock_path(index)):
+                yield BerthStatus(index, project, block, State.LIVE, record)
+            elif record is not None or corrupt:
+                yield BerthStatus(index, project, block, State.STALE, record, corrupt and f"corrupt record: {corrupt}")
+            elif busy := ports_in_use(block):
+                yield BerthStatus(index, project, block, State.BLOCKED, None, f"port {busy[0]} taken by another program")
+            else:
+                yield BerthStatus(index, project, block, State.FREE)

@@ -1,0 +1,184 @@
+"""The user's compose files as Compose itself sees them, and the per-berth override file.
+
+Zero-edit adoption lives here: the override remaps every published port into the berth's
+block on 127.0.0.1 (compose ``!override`` replaces the user's list instead of merging into
+it) and labels every container, network and volume. The user's files are only ever read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._errors import ComposeError, ConfigError
+from ._ports import PublishedPort, layout
+from ._settings import Settings
+
+_SECRET_KEY = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something in the user's compose files that is not parallel-safe."""
+
+    service: str
+    problem: str
+    location: str  # "file:line" of the thing to change, or the file alone
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.service}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """One service image that dockyard builds once and shares between berths."""
+
+    service: str
+    image: str
+    context: Path
+    dockerfile: str
+    args: Mapping[str, str]
+    target: str | None
+
+
+def compose_command(settings: Settings, project: str, extra_files: Iterable[Path] = ()) -> list[str]:
+    """``docker compose`` with the project's files, profiles and name."""
+    cmd = ["docker", "compose", "--project-directory", str(settings.root), "-p", project]
+    for path in (*settings.compose_files, *extra_files):
+        cmd += ["-f", str(path)]
+    for profile in settings.profiles:
+        cmd += ["--profile", profile]
+    return cmd
+
+
+class ComposeModel:
+    """The effective configuration of the user's compose files (``docker compose config``)."""
+
+    def __init__(self, settings: Settings, config: dict[str, Any]) -> None:
+        self.settings = settings
+        self.config = config
+
+    @classmethod
+    def load(cls, settings: Settings, project: str | None = None) -> ComposeModel:
+        """Ask Compose for the merged, interpolated configuration."""
+        cmd = [*compose_command(settings, project or f"{settings.project_prefix}-config"), "config", "--format", "json"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=settings.root)
+        if out.returncode != 0:
+            raise ComposeError("docker compose config", cmd, out.returncode, out.stderr)
+        return cls(settings, json.loads(out.stdout))
+
+    @property
+    def services(self) -> dict[str, dict[str, Any]]:
+        """Service name -> effective service config."""
+        return dict(self.config.get("services", {}))
+
+    def published(self) -> list[PublishedPort]:
+        """Every (service, container port, protocol) the stack publishes."""
+        return [
+            (name, int(p["target"]), p.get("protocol", "tcp"))
+            for name, svc in self.services.items()
+            for p in svc.get("ports", [])
+        ]
+
+    def port_map(self, block: range) -> dict[PublishedPort, int]:
+        """Host port of each published port inside ``block``; ConfigError when they do not fit."""
+        published = self.published()
+        if len(set(published)) > len(block):
+            raise ConfigError(
+                "block_size", len(block), f"the stack publishes {len(set(published))} ports; the block must hold them all"
+            )
+        return layout(published, block)
+
+    def secrets(self) -> set[str]:
+        """Values of environment variables and build args that look like secrets."""
+        found = set()
+        for svc in self.services.values():
+            for mapping in (svc.get("environment") or {}, (svc.get("build") or {}).get("args") or {}):
+                for key, value in mapping.items():
+                    if value and _SECRET_KEY.search(key) and len(str(value)) >= 4:
+                        found.add(str(value))
+        return found
+
+    def build_specs(self) -> list[BuildSpec]:
+        """Images the stack builds, under names shared by every berth."""
+        specs = []
+        slug = re.sub(r"[^a-z0-9_.-]+", "-", self.settings.root.name.lower()).strip("-.") or "project"
+        for name, svc in sorted(self.services.items()):
+            build = svc.get("build")
+            if not build:
+                continue
+            specs.append(
+                BuildSpec(
+                    service=name,
+                    # Compose would name it <project>-<service>, a different image per berth.
+                    image=svc.get("image") or f"{slug}-{name}:dockyard",
+                    context=Path(build["context"]),
+                    dockerfile=build.get("dockerfile", "Dockerfile"),
+                    args={k: str(v) for k, v in (build.get("args") or {}).items() if v is not None},
+                    target=build.get("target"),
+                )
+            )
+        return specs
+
+    def findings(self) -> list[Finding]:
+        """What cannot be made parallel-safe, with the file and line to change."""
+        out: list[Finding] = []
+        for name, svc in self.services.items():
+            if "container_name" in svc:
+                out.append(Finding(name, "fixed `container_name` collides between berths; remove it",
+                                   self._locate("container_name", svc["container_name"])))
+            if svc.get("network_mode") == "host":
+                out.append(Finding(name, "`network_mode: host` shares the host's ports; use published ports",
+                                   self._locate("network_mode", "host")))
+            for vol in svc.get("volumes", []):
+                if vol.get("type") == "bind" and not vol.get("read_only"):
+                    source = Path(vol.get("source", ""))
+                    if not source.is_relative_to(self.settings.root):
+                        out.append(Finding(name, f"writable bind mount of shared host path {source}; "
+                                           "use a named volume or mount it read-only", self._locate(str(source))))
+        for kind in ("networks", "volumes"):
+            for key, spec in (self.config.get(kind) or {}).items():
+                if (spec or {}).get("external"):
+                    out.append(Finding(key, f"external {kind[:-1]} is shared by every berth; let compose create it",
+                                       self._locate("external")))
+                for pool in ((spec or {}).get("ipam") or {}).get("config") or []:
+                    if pool.get("subnet"):
+                        out.append(Finding(key, f"fixed subnet {pool['subnet']} collides between berths; remove it",
+                                           self._locate("subnet", pool["subnet"])))
+        return out
+
+    def _locate(self, key: str, value: object = None) -> str:
+        """``file:line`` of the first line naming ``key`` (and ``value``) in the user's files."""
+        for path in self.settings.compose_files:
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if key in line and (value is None or str(value) in line):
+                    return f"{path.relative_to(self.settings.root)}:{number}"
+        return str(self.settings.compose_files[0].relative_to(self.settings.root))
+
+    def override(self, project: str, block: range, labels: Mapping[str, str]) -> str:
+        """The override file of one berth, as YAML text (JSON scalars are valid YAML)."""
+        ports = self.port_map(block)
+        images = {spec.service: spec.image for spec in self.build_specs()}
+        label_lines = [f"      {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(labels.items())]
+        lines = [f"# generated by dockyard for {project}; do not edit", "services:"]
+        for name, svc in sorted(self.services.items()):
+            lines.append(f"  {json.dumps(name)}:")
+            mine = sorted((k, host) for k, host in ports.items() if k[0] == name)
+            if svc.get("ports"):
+                lines.append("    ports: !override")
+                lines += [f'      - "127.0.0.1:{host}:{target}/{proto}"' for (_, target, proto), host in mine]
+            if name in images:
+                lines.append(f"    image: {json.dumps(images[name])}")
+            lines += ["    labels:", *label_lines]
+        for kind in ("networks", "volumes"):
+            owned = [k for k, spec in (self.config.get(kind) or {}).items() if not (spec or {}).get("external")]
+            if owned:
+                lines.append(f"{kind}:")
+                for key in sorted(owned):
+                    lines += [f"  {json.dumps(key)}:", "    labels:", *label_lines]
+        return "\n".join(lines) + "\n"

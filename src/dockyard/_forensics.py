@@ -1,0 +1,92 @@
+"""Artifact bundles: what is saved when a stack fails, with every secret masked.
+
+A bundle holds, per service, its logs and its inspect output (with the health-check
+history), plus ``ps`` of the project and the effective compose config. Secrets are the
+values of secret-looking environment variables and build args; they are replaced before
+anything is written or shown.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from docker.models.containers import Container
+
+MASK = "********"
+LOG_TAIL = 30
+
+
+class Redactor:
+    """Replaces known secret values in text."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        # Longest first, so a secret that contains another is masked whole.
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        return text
+
+
+def health_output(container: Container, last: int = 3) -> str:
+    """The last health-check results of ``container``, one line each."""
+    health = (container.attrs.get("State") or {}).get("Health") or {}
+    entries = (health.get("Log") or [])[-last:]
+    return "\n".join(f"exit {e.get('ExitCode')}: {(e.get('Output') or '').strip()[:300]}" for e in entries)
+
+
+def log_tail(container: Container, lines: int = LOG_TAIL) -> str:
+    """The last ``lines`` lines of the container's output."""
+    raw: bytes = container.logs(tail=lines, stdout=True, stderr=True)
+    return raw.decode("utf-8", "replace")
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) private to the user."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_bundle(
+    artifacts_dir: Path,
+    project: str,
+    reason: str,
+    containers: Iterable[Container],
+    config: dict[str, Any],
+    redact: Redactor,
+) -> Path:
+    """Write the bundle of ``project`` and return its directory."""
+    bundle = private_dir(artifacts_dir / f"{project}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+
+    def write(name: str, text: str) -> None:
+        path = bundle / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(redact(text))
+
+    rows = []
+    for container in containers:
+        container.reload()
+        service = container.labels.get("com.docker.compose.service", container.name)
+        state = container.attrs.get("State") or {}
+        rows.append({
+            "service": service,
+            "name": container.name,
+            "status": state.get("Status"),
+            "health": (state.get("Health") or {}).get("Status"),
+            "exit_code": state.get("ExitCode"),
+            "ports": container.attrs.get("NetworkSettings", {}).get("Ports"),
+        })
+        write(f"{service}.log", container.logs(stdout=True, stderr=True, timestamps=True).decode("utf-8", "replace"))
+        write(f"{service}.inspect.json", json.dumps(container.attrs, indent=2))
+    write("ps.json", json.dumps(rows, indent=2))
+    write("compose-config.json", json.dumps(config, indent=2))
+    write("summary.txt", reason + "\n")
+    return bundle

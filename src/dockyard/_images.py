@@ -1,0 +1,168 @@
+"""Build each stack image once per content, shared by all berths, never twice at a time.
+
+An image is labelled with a digest of what it is built from (Dockerfile, build args,
+target, and the files of its context that .dockerignore lets through). A session whose
+digest matches the image on the engine builds nothing; sessions that need the same new
+image serialise on a per-image lock and the second finds the first one's result.
+
+Where the base image cannot be pulled (no registry), a Debian base is bootstrapped from
+Debian's packages with debootstrap and ``docker import``, and the base-image build argument
+is pointed at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import docker.errors
+from docker import DockerClient
+from docker.utils.build import exclude_paths
+from filelock import FileLock
+
+from ._berth import ensure_lock_dir
+from ._compose import BuildSpec
+from ._errors import DockyardError
+from ._settings import Settings
+
+HASH_LABEL = "dockyard.build-hash"
+Progress = Callable[[str], None]
+
+
+class BuildError(DockyardError):
+    """An image build failed; carries the last lines of the build output."""
+
+
+def context_digest(spec: BuildSpec) -> str:
+    """Digest of everything the build of ``spec`` depends on."""
+    digest = hashlib.sha256()
+    digest.update(repr((spec.dockerfile, sorted(spec.args.items()), spec.target)).encode())
+    ignore = spec.context / ".dockerignore"
+    patterns = [ln.strip() for ln in ignore.read_text().splitlines() if ln.strip() and not ln.startswith("#")] \
+        if ignore.is_file() else []
+    for rel in sorted(exclude_paths(str(spec.context), patterns, dockerfile=spec.dockerfile)):
+        path = spec.context / rel
+        if path.is_file() and not path.is_symlink():
+            digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _image_digest(client: DockerClient, image: str) -> str | None:
+    try:
+        return (client.images.get(image).labels or {}).get(HASH_LABEL, "")
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _available(client: DockerClient, image: str) -> bool:
+    try:
+        client.images.get(image)
+        return True
+    except docker.errors.ImageNotFound:
+        pass
+    try:
+        client.images.pull(image)
+        return True
+    except docker.errors.APIError:
+        return False  # no registry, or no such image there: the caller decides what then
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this host's apt uses (DOCKYARD_DEBIAN_MIRROR wins)."""
+    if mirror := os.environ.get("DOCKYARD_DEBIAN_MIRROR"):
+        return mirror
+    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in sources:
+        if not path.is_file():
+            continue
+        for match in re.finditer(r"(?:URIs:|^deb)\s+(\S+/debian)/?\s", path.read_text(), re.MULTILINE):
+            return match.group(1)
+    raise DockyardError(
+        "no Debian mirror found in this host's apt sources",
+        remedy="set DOCKYARD_DEBIAN_MIRROR to a Debian mirror URL",
+    )
+
+
+def bootstrap_base(client: DockerClient, base: str, progress: Progress) -> str:
+    """A local stand-in for ``base`` (e.g. debian:bookworm-slim), made with debootstrap."""
+    suite = re.sub(r"[-:].*$", "", base.split(":", 1)[-1]) if ":" in base else "bookworm"
+    tag = f"dockyard/debian:{suite}-minbase"
+    if _image_digest(client, tag) is not None:
+        return tag
+    if shutil.which("debootstrap") is None:
+        raise DockyardError(
+            f"base image {base} cannot be pulled and debootstrap is not installed to build a stand-in",
+            remedy="`apt-get install debootstrap`, or load the base image with `docker load`",
+        )
+    progress(f"bootstrapping {tag} from Debian packages (base image {base} cannot be pulled)")
+    with tempfile.TemporaryDirectory(prefix="dockyard-rootfs-") as rootfs:
+        run = subprocess.run(
+            ["debootstrap", "--variant=minbase", suite, rootfs, debian_mirror()],
+            capture_output=True, text=True, check=False,
+        )
+        if run.returncode != 0:
+            tail = "\n".join(run.stdout.splitlines()[-10:] + run.stderr.splitlines()[-10:])
+            raise DockyardError(f"debootstrap {suite} failed:\n{tail}", remedy="check the Debian mirror and disk space")
+        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
+        assert tar.stdout is not None
+        imported = subprocess.run(
+            ["docker", "import", "--change", "CMD [\"bash\"]", "-", tag],
+            stdin=tar.stdout, capture_output=True, text=True, check=False,
+        )
+        tar.wait()
+        if imported.returncode != 0:
+            raise DockyardError(f"docker import of {tag} failed: {imported.stderr.strip()[-300:]}")
+    return tag
+
+
+def _resolve_base(client: DockerClient, spec: BuildSpec, settings: Settings, progress: Progress) -> BuildSpec:
+    base = spec.args.get(settings.base_image_arg)
+    if not base or _available(client, base):
+        return spec
+    return replace(spec, args={**spec.args, settings.base_image_arg: bootstrap_base(client, base, progress)})
+
+
+def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, progress: Progress) -> None:
+    progress(f"building {spec.image} ({spec.service})")
+    tail: list[str] = []
+    for chunk in client.api.build(
+        path=str(spec.context), dockerfile=spec.dockerfile, tag=spec.image, buildargs=dict(spec.args),
+        target=spec.target, labels={HASH_LABEL: digest}, rm=True, forcerm=True, nocache=no_cache, decode=True,
+    ):
+        if "stream" in chunk:
+            tail = (tail + chunk["stream"].splitlines())[-15:]
+        if "error" in chunk:
+            shown = "\n".join(tail[-10:] + [chunk["error"].strip()])
+            raise BuildError(f"building {spec.image} for service {spec.service} failed:\n{shown}",
+                             remedy=f"fix {spec.dockerfile}, then `dockyard images`")
+
+
+def ensure_images(
+    client: DockerClient, specs: list[BuildSpec], settings: Settings, *, no_cache: bool = False,
+    progress: Progress = lambda _: None,
+) -> dict[str, str]:
+    """Build what is missing or changed; the build status of each image ("built" or "cached")."""
+    ensure_lock_dir(settings.lock_dir)
+    result = {}
+    for spec in specs:
+        resolved = _resolve_base(client, spec, settings, progress)
+        digest = context_digest(resolved)
+        if not no_cache and _image_digest(client, spec.image) == digest:
+            result[spec.image] = "cached"
+            continue
+        name = hashlib.sha256(spec.image.encode()).hexdigest()[:12]
+        with FileLock(settings.lock_dir / f"build-{name}.lock", mode=0o600, thread_local=False):
+            # Another session may have built it while we waited for the lock.
+            if not no_cache and _image_digest(client, spec.image) == digest:
+                result[spec.image] = "cached"
+                continue
+            _build(client, resolved, digest, no_cache, progress)
+            result[spec.image] = "built"
+    return result

@@ -1,0 +1,50 @@
+"""The keeper: a detached process that holds a berth for `dockyard up` until `dockyard down`.
+
+A berth lives exactly as long as the process holding its lock. `dockyard up` must return
+to the shell, so it starts this process in its own session; the keeper takes the berth,
+starts the stack, writes one JSON line (the berth, or the error) to its stdout, and then
+waits. SIGTERM or SIGINT tears the stack down and releases the berth.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+from ._api import _docker_reaper
+from ._berth import BerthPool
+from ._errors import DockyardError
+from ._settings import load_settings
+from ._stack import Stack
+
+
+def main(root: str, build: str) -> int:
+    """Hold one berth with its stack up; print it; wait for the signal to tear down."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        settings = load_settings(root)
+        berth = BerthPool(settings).acquire(reaper=_docker_reaper)
+    except DockyardError as exc:
+        print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
+        return int(exc.exit_code)
+    try:
+        stack = Stack(settings, berth, progress=lambda msg: print(json.dumps({"progress": msg}), flush=True))
+        stack.up(build=build == "build")
+        print(json.dumps({"berth": stack.describe()}), flush=True)
+        sys.stdout.close()
+        stop.wait()
+        stack.down()
+        return 0
+    except DockyardError as exc:
+        print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
+        return int(exc.exit_code)
+    finally:
+        berth.release()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2]))

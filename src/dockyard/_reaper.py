@@ -1,0 +1,127 @@
+"""Finding and removing what dockyard left behind, by its labels and nothing else.
+
+Every resource dockyard creates is labelled with the lock file and the lease it belongs to.
+A resource is orphaned when its lock is no longer held, or is held under another lease
+(its holder died and someone else took the berth since). Nothing without ``dockyard.managed``
+is ever listed, let alone removed, whatever it is called.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker.errors
+from docker import DockerClient
+
+from ._berth import lock_is_held
+from ._lease import CorruptRecord, read_record
+
+MANAGED = "dockyard.managed"
+
+
+def labels_for(index: int, project: str, lock_path: Path, lease_id: str, started: float) -> dict[str, str]:
+    """The labels of every resource of one berth's stack."""
+    return {
+        MANAGED: "true",
+        "dockyard.berth": str(index),
+        "dockyard.project": project,
+        "dockyard.lock": str(lock_path),
+        "dockyard.lease": lease_id,
+        "dockyard.created": str(int(started)),
+    }
+
+
+@dataclass(frozen=True)
+class Resource:
+    """One dockyard-labelled container, network or volume."""
+
+    kind: str  # "container" | "network" | "volume"
+    id: str
+    name: str
+    labels: dict[str, str]
+
+    @property
+    def age(self) -> float:
+        """Seconds since its berth was leased."""
+        try:
+            return time.time() - float(self.labels.get("dockyard.created", "0"))
+        except ValueError:
+            return float("inf")
+
+    def orphaned(self) -> bool:
+        """Whether the lease that created it is over."""
+        lock = self.labels.get("dockyard.lock")
+        if not lock or not lock_is_held(Path(lock)):
+            return True
+        try:
+            record = read_record(Path(lock).with_suffix(".json"))
+        except CorruptRecord:
+            return True
+        # Held, but no record yet means the holder is between lock and record: leave it be.
+        return record is not None and record.lease_id != self.labels.get("dockyard.lease")
+
+    def __str__(self) -> str:
+        return f"{self.kind:9} {self.name} (berth {self.labels.get('dockyard.berth', '?')}, {self.labels.get('dockyard.project', '?')})"
+
+
+def find(client: DockerClient, **label_filters: str) -> list[Resource]:
+    """Every dockyard-labelled resource, optionally narrowed by more ``label=value`` pairs."""
+    labels = [MANAGED, *(f"{k}={v}" for k, v in label_filters.items())]
+    found = [Resource("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"] or {})
+             for c in client.api.containers(all=True, filters={"label": labels})]
+    found += [Resource("network", n["Id"], n["Name"], n.get("Labels") or {})
+              for n in client.api.networks(filters={"label": labels})]
+    volumes = client.api.volumes(filters={"label": labels}).get("Volumes") or []
+    found += [Resource("volume", v["Name"], v["Name"], v.get("Labels") or {}) for v in volumes]
+    return found
+
+
+def remove(client: DockerClient, resources: Iterable[Resource]) -> list[str]:
+    """Remove ``resources`` (containers first, then networks and volumes); problems as text."""
+    problems = []
+    order = {"container": 0, "network": 1, "volume": 2}
+    for res in sorted(resources, key=lambda r: order[r.kind]):
+        if res.labels.get(MANAGED) != "true":  # belt and braces: never touch foreign resources
+            continue
+        try:
+            if res.kind == "container":
+                client.api.remove_container(res.id, force=True, v=True)
+            elif res.kind == "network":
+                client.api.remove_network(res.id)
+            else:
+                client.api.remove_volume(res.id, force=True)
+        except docker.errors.NotFound:
+            continue  # removed meanwhile (compose down, another cleanup): the goal is met
+        except docker.errors.APIError as exc:
+            problems.append(f"{res}: {exc.explanation or exc}")
+    return problems
+
+
+def reap_berth(client: DockerClient, lock_path: Path) -> list[Resource]:
+    """Remove everything a dead holder of the berth at ``lock_path`` left behind."""
+    leftovers = find(client, **{"dockyard.lock": str(lock_path)})
+    remove(client, leftovers)
+    return leftovers
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``30m``, ``2h``, ``1d`` (or a bare number of seconds)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 30m, 2h or 1d") from None
+
+
+def select_for_cleanup(resources: Iterable[Resource], *, older_than: float | None, everything: bool) -> list[Resource]:
+    """What `cleanup` removes: orphans, plus (with ``older_than``) anything older, or all."""
+    return [
+        r for r in resources
+        if everything or r.orphaned() or (older_than is not None and r.age > older_than)
+    ]

