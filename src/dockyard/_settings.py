@@ -7,6 +7,7 @@ they cannot drift apart (nox keeps its options the same way, in ``_options.py``)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
@@ -244,6 +245,6 @@ def reference_markdown() -> str:
     """The config-key reference, generated from ``FIELDS`` so it cannot drift."""
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for f in FIELDS:
-        default = "(computed)" if f.default is None else f"`{f.default!r}`".replace("'", '"')
+        default = "(computed)" if f.default is None else f"`{json.dumps(f.default)}`"
         lines.append(f"| `{f.name}` (`DOCKYARD_{f.name.upper()}`) | {f.kind} | {default} | {f.help} |")
     return "\n".join(lines)

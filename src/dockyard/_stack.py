@@ -260,9 +260,11 @@ class Stack:
             list(services) or None, detach=True, no_build=True, force_recreate=True, dependencies=False, quiet=True))
         self.wait_healthy(services)
 
-    def logs(self, services: Sequence[str] = (), *, follow: bool = False, tail: str | None = None) -> Iterator[str]:
+    def logs(
+        self, services: Sequence[str] = (), *, follow: bool = False, tail: str | None = None, since: str | None = None
+    ) -> Iterator[str]:
         """Log lines of ``services`` (default all), secrets masked."""
-        stream = self.compose.compose.logs(list(services), follow=follow, tail=tail, stream=True)
+        stream = self.compose.compose.logs(list(services), follow=follow, tail=tail, since=since, stream=True)
         for _source, chunk in stream:
             yield self.redact(chunk.decode("utf-8", "replace"))
 
