@@ -53,22 +53,30 @@ install_database_error_handler(app)
 
 
 class Credentials(BaseModel):
+    """Body of /register and /login."""
+
     username: str = Field(..., min_length=3, max_length=64, regex=r"^[A-Za-z0-9_.-]+$")
     password: str = Field(..., min_length=8, max_length=256)
 
 
 class User(BaseModel):
+    """A registered user, as /register returns it."""
+
     id: int
     username: str
 
 
 class Token(BaseModel):
+    """What /login returns."""
+
     token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 -- the token type, not a password
     expires_in: int
 
 
 class Identity(BaseModel):
+    """What /verify returns: who holds the token."""
+
     user_id: int
     username: str
 
@@ -98,9 +106,7 @@ async def register(credentials: Credentials, request: Request) -> User:
 async def login(credentials: Credentials, request: Request) -> Token:
     """Exchange a username and password for a bearer token."""
     async with request.app.state.pool.connection() as conn:
-        cursor = await conn.execute(
-            "SELECT id, password_hash FROM users WHERE username = %s", (credentials.username,)
-        )
+        cursor = await conn.execute("SELECT id, password_hash FROM users WHERE username = %s", (credentials.username,))
         row = await cursor.fetchone()
     user_id, stored = row if row is not None else (None, DUMMY_HASH)
     password_ok = await run_in_threadpool(verify_password, credentials.password, stored)
@@ -133,6 +139,5 @@ async def health(request: Request) -> JSONResponse:
     """200 when the database answers, 503 otherwise; the body says which check failed."""
     database = await database_status(request.app.state.pool)
     healthy = database == "ok"
-    body = {"status": "ok" if healthy else "unavailable", "service": "auth",
-            "checks": {"database": database}}
+    body = {"status": "ok" if healthy else "unavailable", "service": "auth", "checks": {"database": database}}
     return JSONResponse(body, status_code=200 if healthy else 503)

@@ -15,6 +15,7 @@ Notes live in PostgreSQL (the ``notes`` table, created at startup); changes go o
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -38,6 +39,8 @@ WS_TRY_AGAIN_LATER = 1013
 
 _HEALTH_TIMEOUT_S = 2.0
 
+log = logging.getLogger(__name__)
+
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,9 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = Settings.from_env()
     app.state.pool = await open_pool(notes.SCHEMA)
     # No socket_timeout: pub/sub connections legitimately wait a long time for the next event.
-    app.state.redis = Redis.from_url(
-        settings.redis_url, decode_responses=True, socket_connect_timeout=2
-    )
+    app.state.redis = Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=2)
     app.state.auth = AuthClient(settings.auth_url)
     try:
         yield
@@ -65,6 +66,8 @@ install_database_error_handler(app)
 
 
 class NoteIn(BaseModel):
+    """Body of POST /notes and PUT /notes/{id}."""
+
     title: str = Field(..., min_length=1, max_length=200)
     body: str = Field("", max_length=10_000)
 
@@ -108,9 +111,7 @@ async def list_notes(request: Request, user: User = Depends(current_user)) -> li
 
 
 @app.get("/notes/{note_id}", response_model=Note)
-async def get_note(
-    request: Request, note_id: int = NoteId, user: User = Depends(current_user)
-) -> Note:
+async def get_note(request: Request, note_id: int = NoteId, user: User = Depends(current_user)) -> Note:
     """One of the caller's notes."""
     async with request.app.state.pool.connection() as conn:
         note = await notes.get(conn, user.id, note_id)
@@ -133,9 +134,7 @@ async def update_note(
 
 
 @app.delete("/notes/{note_id}", status_code=204, response_class=Response)
-async def delete_note(
-    request: Request, note_id: int = NoteId, user: User = Depends(current_user)
-) -> Response:
+async def delete_note(request: Request, note_id: int = NoteId, user: User = Depends(current_user)) -> Response:
     """Delete one of the caller's notes."""
     async with request.app.state.pool.connection() as conn:
         deleted = await notes.delete(conn, user.id, note_id)
@@ -147,7 +146,10 @@ async def delete_note(
 
 @app.websocket("/events")
 async def note_events(websocket: WebSocket, token: str = Query(default="")) -> None:
-    """Stream the token holder's note events; closes 4401 on a bad token, 1013 if auth is down."""
+    """Stream the token holder's note events.
+
+    Closes with 4401 on a bad token, and with 1013 (try again later) when auth or Redis is down.
+    """
     await websocket.accept()
     try:
         user = await websocket.app.state.auth.verify(token)
@@ -156,7 +158,11 @@ async def note_events(websocket: WebSocket, token: str = Query(default="")) -> N
         # The close reason is limited to 123 bytes.
         await websocket.close(code=code, reason=exc.code)
         return
-    await events.stream(websocket, websocket.app.state.redis, user.id)
+    try:
+        await events.stream(websocket, websocket.app.state.redis, user.id)
+    except RedisError:
+        log.warning("event stream of user %s lost Redis", user.id, exc_info=True)
+        await websocket.close(code=WS_TRY_AGAIN_LATER, reason="events_unavailable")
 
 
 @app.get("/health")
@@ -183,6 +189,6 @@ async def health(request: Request) -> JSONResponse:
 async def _redis_status(redis: Redis) -> str:
     try:
         await asyncio.wait_for(redis.ping(), _HEALTH_TIMEOUT_S)
-    except (RedisError, OSError, asyncio.TimeoutError) as exc:
+    except (RedisError, OSError, TimeoutError) as exc:
         return f"unavailable: {type(exc).__name__}"
     return "ok"

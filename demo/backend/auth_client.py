@@ -53,7 +53,7 @@ class AuthClient:
         return User(id=int(body["user_id"]), username=str(body["username"]))
 
     async def status(self) -> str:
-        """"ok" when auth's /health answers 200, otherwise a short reason."""
+        """Auth's health in a word: "ok" when its /health answers 200, otherwise the reason."""
         try:
             response = await self._http.get("/health")
         except httpx.HTTPError as exc:

@@ -27,8 +27,6 @@ CREATE TABLE IF NOT EXISTS notes (
 CREATE INDEX IF NOT EXISTS notes_user_id_idx ON notes (user_id);
 """
 
-_COLUMNS = "id, title, body, created_at, updated_at"
-
 
 class Note(BaseModel):
     """A note as the API returns it."""
@@ -51,42 +49,44 @@ async def create(conn: AsyncConnection[Any], user_id: int, title: str, body: str
     """Insert a note and return it as stored."""
     note = await _one(
         conn,
-        f"INSERT INTO notes (user_id, title, body) VALUES (%s, %s, %s) RETURNING {_COLUMNS}",
+        "INSERT INTO notes (user_id, title, body) VALUES (%s, %s, %s)"
+        " RETURNING id, title, body, created_at, updated_at",
         (user_id, title, body),
     )
-    assert note is not None  # INSERT ... RETURNING always returns the row
+    if note is None:  # INSERT ... RETURNING always returns the row; this is for the type checker
+        raise RuntimeError("INSERT INTO notes returned no row")
     return note
 
 
 async def list_all(conn: AsyncConnection[Any], user_id: int) -> list[Note]:
     """All of the user's notes, oldest first."""
     cursor = conn.cursor(row_factory=dict_row)
-    await cursor.execute(f"SELECT {_COLUMNS} FROM notes WHERE user_id = %s ORDER BY id", (user_id,))
+    await cursor.execute(
+        "SELECT id, title, body, created_at, updated_at FROM notes WHERE user_id = %s ORDER BY id", (user_id,)
+    )
     return [Note(**row) for row in await cursor.fetchall()]
 
 
 async def get(conn: AsyncConnection[Any], user_id: int, note_id: int) -> Note | None:
     """The user's note ``note_id``, or None."""
     return await _one(
-        conn, f"SELECT {_COLUMNS} FROM notes WHERE id = %s AND user_id = %s", (note_id, user_id)
+        conn,
+        "SELECT id, title, body, created_at, updated_at FROM notes WHERE id = %s AND user_id = %s",
+        (note_id, user_id),
     )
 
 
-async def update(
-    conn: AsyncConnection[Any], user_id: int, note_id: int, title: str, body: str
-) -> Note | None:
+async def update(conn: AsyncConnection[Any], user_id: int, note_id: int, title: str, body: str) -> Note | None:
     """Replace title and body of the user's note ``note_id``; None if there is none."""
     return await _one(
         conn,
-        f"UPDATE notes SET title = %s, body = %s, updated_at = now()"
-        f" WHERE id = %s AND user_id = %s RETURNING {_COLUMNS}",
+        "UPDATE notes SET title = %s, body = %s, updated_at = now() WHERE id = %s AND user_id = %s"
+        " RETURNING id, title, body, created_at, updated_at",
         (title, body, note_id, user_id),
     )
 
 
 async def delete(conn: AsyncConnection[Any], user_id: int, note_id: int) -> bool:
     """Delete the user's note ``note_id``; False if there was none."""
-    cursor = await conn.execute(
-        "DELETE FROM notes WHERE id = %s AND user_id = %s", (note_id, user_id)
-    )
+    cursor = await conn.execute("DELETE FROM notes WHERE id = %s AND user_id = %s", (note_id, user_id))
     return cursor.rowcount == 1

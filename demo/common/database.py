@@ -52,7 +52,7 @@ async def open_pool(schema: str) -> AsyncConnectionPool:
 
 
 async def database_status(pool: AsyncConnectionPool) -> str:
-    """"ok" when a trivial query succeeds, otherwise a short reason."""
+    """The database's health in a word: "ok" if a trivial query succeeds, otherwise the reason."""
     try:
         async with pool.connection() as conn:
             await conn.execute("SELECT 1")

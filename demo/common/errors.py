@@ -9,7 +9,6 @@ instead of FastAPI's mix of ``{"detail": "..."}`` and ``{"detail": [...]}``.
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -18,8 +17,6 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger(__name__)
 
 # Codes for errors raised by the framework itself (unknown route, wrong method, ...).
 _FRAMEWORK_CODES = {
@@ -82,14 +79,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            {"field": ".".join(str(part) for part in err["loc"]), "message": err["msg"],
-             "type": err["type"]}
+            {"field": ".".join(str(part) for part in err["loc"]), "message": err["msg"], "type": err["type"]}
             for err in exc.errors()
         ]
         return error_response(422, "validation_error", "the request is not valid", details)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The last line of defence: log the traceback, answer in the usual shape.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The last line of defence. Starlette re-raises the exception after this response is
+        # sent, so the server still logs the traceback; the client gets the usual shape.
         return error_response(500, "internal_error", "unexpected server error")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ._api import acquire_berth, running_stack  # noqa: E402 - version first, for the CLI
+from ._api import acquire_berth, running_stack
 from ._berth import Berth, BerthPool, BerthStatus, State
 from ._errors import (
     ComposeError,

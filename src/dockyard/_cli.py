@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from invoke.program import Program
 
 from . import __version__
@@ -12,7 +14,10 @@ class _Program(Program):
     """Hands the words after `--` to `dockyard run`."""
 
     def execute(self) -> None:
-        remainder.set(self.core.remainder)
+        # invoke's `core.remainder` joins the words after `--` with bare spaces, so quoted
+        # arguments (`run -- python -c "a; b"`) fall apart; re-quote the words as given.
+        words = self.argv[self.argv.index("--") + 1:] if "--" in self.argv else []
+        remainder.set(shlex.join(words))
         super().execute()
 
 

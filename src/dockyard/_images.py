@@ -139,7 +139,7 @@ def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, p
         if "stream" in chunk:
             tail = (tail + chunk["stream"].splitlines())[-15:]
         if "error" in chunk:
-            shown = "\n".join(tail[-10:] + [chunk["error"].strip()])
+            shown = "\n".join([*tail[-10:], chunk["error"].strip()])
             raise BuildError(f"building {spec.image} for service {spec.service} failed:\n{shown}",
                              remedy=f"fix {spec.dockerfile}, then `dockyard images`")
 

@@ -56,6 +56,12 @@ class LeaseRecord:
         return f"pid {self.pid} ({self.user}@{self.host}) since {since} in {self.cwd}: {self.command}"
 
 
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "lease_id": str, "index": int, "project": str, "pid": int, "user": str, "host": str,
+    "cwd": str, "command": str, "started": (int, float),
+}
+
+
 class CorruptRecord(ValueError):
     """A lease record that cannot be parsed; carries the path so it can be reported."""
 
@@ -77,13 +83,17 @@ def write_record(path: Path, record: LeaseRecord) -> None:
 def read_record(path: Path) -> LeaseRecord | None:
     """The record at ``path``; None when there is none; :class:`CorruptRecord` when unreadable."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
     try:
-        data = json.loads(text)
+        data = json.loads(raw)  # bytes: invalid UTF-8 is a ValueError here, reported as corrupt
         data["port_block"] = tuple(data["port_block"])
-        return LeaseRecord(**data)
+        record = LeaseRecord(**data)
+        for name, kind in _FIELD_TYPES.items():
+            if not isinstance(getattr(record, name), kind) or isinstance(getattr(record, name), bool):
+                raise TypeError(f"{name} is {type(getattr(record, name)).__name__}, not {kind}")
+        return record
     except (ValueError, TypeError, KeyError) as exc:
         raise CorruptRecord(path, f"{type(exc).__name__}: {exc}"[:200]) from None
 

@@ -112,11 +112,13 @@ def parse_duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     text = text.strip().lower()
     try:
-        if text and text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
     except ValueError:
-        raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 30m, 2h or 1d") from None
+        seconds = float("nan")
+    # A negative (or nan/inf) age would make `cleanup --older-than` select every resource, held ones too.
+    if not 0 <= seconds < float("inf"):
+        raise ValueError(f"{text!r} is not a duration; use e.g. 90s, 30m, 2h or 1d")
+    return seconds
 
 
 def select_for_cleanup(resources: Iterable[Resource], *, older_than: float | None, everything: bool) -> list[Resource]:

@@ -214,7 +214,9 @@ class Stack:
                               self.redact)
         if self.settings.keep_on_failure:
             parts.append(f"keep_on_failure: {self.project} is left running; ports: {json.dumps(self.describe()['ports'])}"
-                         f"; take it down with `dockyard down --project {self.project}`")
+                         # `down` only knows berths kept by `dockyard up`; once this session ends
+                         # and its berth is free, the stack is an orphan that `cleanup` removes.
+                         "; take it down with `dockyard cleanup` once this session has ended")
         else:
             self.down()
         raise StackUnhealthy(self.redact("\n".join(parts)), services=services, bundle=str(bundle))

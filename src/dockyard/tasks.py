@@ -16,6 +16,7 @@ import functools
 import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from invoke.collection import Collection
@@ -86,7 +87,7 @@ def up(c: Context, json: bool = False, no_build: bool = False) -> None:
 @task(help={"berth": "Which berth (default: the only stack of this project that is up).",
             "all": "Take down every stack of this project that `up` started."})
 @_front
-def down(c: Context, berth: int = -1, all: bool = False) -> None:  # noqa: A002 - the flag users type
+def down(c: Context, berth: int = -1, all: bool = False) -> None:
     """Tear the stack down (containers, networks, volumes) and release its berth."""
     settings = load_settings()
     records = keeper.kept_berths(settings) if all else [keeper.choose(settings, None if berth < 0 else berth)]
@@ -175,10 +176,10 @@ def validate(c: Context, quick: bool = False) -> None:
 
 
 @task(help={"dry_run": "List what would be removed, remove nothing.",
-            "older_than": "Also remove resources older than this (e.g. 30m, 2h, 1d), held or not.",
-            "all": "Remove every dockyard-labelled resource, held or not."})
+            "older_than": "Also remove this pool's resources older than this (e.g. 30m, 2h, 1d), held or not.",
+            "all": "Remove every dockyard-labelled resource of this pool (lock_dir), held or not."})
 @_front
-def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool = False) -> None:  # noqa: A002
+def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool = False) -> None:
     """Remove dockyard-labelled resources whose lease is over, and clear stale lease records."""
     try:
         age = parse_duration(older_than) if older_than else None
@@ -186,7 +187,12 @@ def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool =
         raise DockyardError(f"--older-than: {exc}") from None
     settings = load_settings()
     client = preflight()
-    doomed = select_for_cleanup(find(client), older_than=age, everything=all)
+    found = find(client)
+    # --all / --older-than take held resources too: only this pool's, never the live stacks of
+    # another pool (another lock_dir, e.g. another user's). Orphans go wherever they come from.
+    pool = [r for r in found if Path(r.labels.get("dockyard.lock", "")).parent == settings.lock_dir]
+    doomed = [*select_for_cleanup(pool, older_than=age, everything=all),
+              *select_for_cleanup([r for r in found if r not in pool], older_than=None, everything=False)]
     for res in doomed:
         print(f"{'would remove' if dry_run else 'removing'} {res}")
     stale = [s for s in BerthPool(settings).statuses() if s.state is State.STALE]

@@ -1,0 +1,126 @@
+"""A stack in a berth: up to healthy and down to nothing, alone and side by side."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import pytest
+
+import dockyard
+
+from .helpers import NOTHING, Project, Projects, compose, leftovers, project_resources, service
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
+
+TWO_SERVICES = compose(
+    service("web", ports=["80"]),
+    service("db", ports=["5432"], extra=["volumes: [data:/var/lib/data]"]),
+    volumes=["data"],
+)
+HARD_CODED = compose(service("web", ports=["8080:80"]))
+
+
+def labels(kind: str, item: dict[str, Any]) -> dict[str, str]:
+    """The labels of an inspected container, network or volume."""
+    found: dict[str, str] = (item["Config"]["Labels"] if kind == "container" else item["Labels"]) or {}
+    return found
+
+
+def bindings(container: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """``NetworkSettings.Ports`` of an inspected container: "80/tcp" -> [{HostIp, HostPort}]."""
+    ports: dict[str, list[dict[str, str]]] = container["NetworkSettings"]["Ports"] or {}
+    return ports
+
+
+def published(stack: dockyard.Stack) -> dict[tuple[str, str], list[dict[str, str]]]:
+    """(service, "port/tcp") -> host bindings of every container of ``stack``."""
+    return {
+        (c["Config"]["Labels"]["com.docker.compose.service"], port): bound or []
+        for c in project_resources(stack.project)["container"]
+        for port, bound in bindings(c).items()
+    }
+
+
+@contextmanager
+def two_stacks(project: Project) -> Iterator[list[dockyard.Stack]]:
+    """Two berths of ``project`` held at once, each with its stack up and healthy."""
+    settings = project.settings
+    with ExitStack() as held:
+        stacks = []
+        for _ in range(2):
+            berth = held.enter_context(dockyard.acquire_berth(settings, with_ports=False))
+            stack = dockyard.Stack(settings, berth)
+            stack.up()
+            held.callback(stack.down)  # runs before the berth's release: exits unwind in reverse
+            stacks.append(stack)
+        yield stacks
+
+
+def test_up_down_round_trip(make_project: Projects) -> None:
+    project = make_project("roundtrip", "41000-41099", TWO_SERVICES)
+    settings = project.settings
+    with dockyard.acquire_berth(settings, with_ports=False) as berth:
+        stack = dockyard.Stack(settings, berth)
+        stack.up()
+        try:
+            assert sorted(s.service for s in stack.ps() if s.ready) == ["db", "web"]
+            resources = project_resources(stack.project)
+            assert len(resources["container"]) == 2
+            assert len(resources["network"]) == 1
+            assert len(resources["volume"]) == 1
+            for kind, items in resources.items():
+                for item in items:
+                    assert labels(kind, item).get("dockyard.managed") == "true", (kind, labels(kind, item))
+                    assert labels(kind, item).get("dockyard.berth") == str(berth.index), (kind, labels(kind, item))
+
+            expected = {("web", "80/tcp"): stack.port("web", 80), ("db", "5432/tcp"): stack.port("db", 5432)}
+            assert set(expected.values()) <= set(berth.port_block)
+            assert len(set(expected.values())) == 2
+            assert published(stack) == {
+                key: [{"HostIp": "127.0.0.1", "HostPort": str(host)}] for key, host in expected.items()
+            }
+        finally:
+            started = time.monotonic()
+            stack.down()
+            took = time.monotonic() - started
+        assert project_resources(stack.project) == NOTHING
+    assert leftovers(project.prefix) == []
+    assert took < 3.0, f"down took {took:.1f}s"
+
+
+def test_two_berths_side_by_side(make_project: Projects) -> None:
+    project = make_project("twoberths", "41100-41199", TWO_SERVICES)
+    with two_stacks(project) as (one, two):
+        assert one.project != two.project
+        assert one.berth.index != two.berth.index
+        seen: list[int] = []
+        for stack in (one, two):
+            assert sorted(s.service for s in stack.ps() if s.ready) == ["db", "web"]
+            for (svc, port), bound in published(stack).items():
+                assert [b["HostIp"] for b in bound] == ["127.0.0.1"], (stack.project, svc, port, bound)
+                host = int(bound[0]["HostPort"])
+                assert host in stack.berth.port_block, (stack.project, svc, port, host)
+                seen.append(host)
+        assert len(seen) == 4
+        assert len(set(seen)) == 4, f"host ports shared between berths: {seen}"
+
+
+def test_hard_coded_host_port_runs_unchanged_in_two_berths(make_project: Projects) -> None:
+    project = make_project("hardcoded", "41200-41299", HARD_CODED)
+    before = project.compose.read_bytes()
+    with two_stacks(project) as stacks:
+        hosts = []
+        for stack in stacks:
+            bound = published(stack)[("web", "80/tcp")]
+            assert [b["HostIp"] for b in bound] == ["127.0.0.1"]
+            host = int(bound[0]["HostPort"])
+            assert host != 8080
+            assert host == stack.port("web", 80)
+            assert host in stack.berth.port_block
+            hosts.append(host)
+        assert hosts[0] != hosts[1]
+    assert project.compose.read_bytes() == before
+    assert sorted(p.name for p in project.root.iterdir()) == ["compose.yaml", "locks", "pyproject.toml"]

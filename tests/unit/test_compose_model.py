@@ -1,0 +1,296 @@
+"""The compose model on a given ``docker compose config --format json`` dict: no Docker involved."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard._compose import BuildSpec, ComposeModel, compose_command
+from dockyard._forensics import MASK, Redactor
+from dockyard._settings import Settings, load_settings
+
+MakeSettings = Callable[..., Settings]
+WriteProject = Callable[..., Path]
+BLOCK = range(40000, 40010)
+LABELS = {"dockyard.managed": "true", "dockyard.project": "sample-40000"}
+
+
+def config() -> dict[str, Any]:
+    """What ``docker compose config --format json`` gives for a small app stack."""
+    return {
+        "name": "sample",
+        "services": {
+            "api": {
+                "image": "sample-api:1",
+                "environment": {
+                    "POSTGRES_PASSWORD": "s3cret",
+                    "POSTGRES_USER": "postgres",
+                    "API_TOKEN": "tok-abcdef-s3cret",
+                    "DEBUG": "1",
+                    "EMPTY_SECRET": None,
+                    "SHORT_KEY": "abc",
+                },
+                "networks": {"default": None},
+                "ports": [
+                    {"mode": "ingress", "target": 8000, "published": "8000", "protocol": "tcp"},
+                    {"mode": "ingress", "target": 8001, "published": "8001", "protocol": "udp"},
+                ],
+            },
+            "db": {
+                "image": "postgres:16",
+                "environment": {"POSTGRES_PASSWORD": "s3cret", "POSTGRES_USER": "postgres"},
+                "ports": [{"mode": "ingress", "target": 5432, "published": "5432", "protocol": "tcp"}],
+                "volumes": [{"type": "volume", "source": "pgdata", "target": "/var/lib/postgresql/data"}],
+            },
+            "web": {
+                "build": {
+                    "context": "/src/web",
+                    "dockerfile": "web.Dockerfile",
+                    "args": {"NPM_AUTH": "npm-auth-value", "VERSION": 3, "UNSET": None},
+                    "target": "prod",
+                },
+                "ports": [{"mode": "ingress", "target": 80}, {"mode": "ingress", "target": 443, "protocol": "tcp"}],
+            },
+            "worker": {"image": "sample-api:1", "build": {"context": "/src/api"}},
+        },
+        "networks": {"default": {"name": "sample_default", "ipam": {}}, "shared": {"name": "shared", "external": True}},
+        "volumes": {"pgdata": {"name": "sample_pgdata"}},
+    }
+
+
+EXPECTED_PORTS = {
+    ("api", 8000, "tcp"): 40000,
+    ("api", 8001, "udp"): 40001,
+    ("db", 5432, "tcp"): 40002,
+    ("web", 80, "tcp"): 40003,
+    ("web", 443, "tcp"): 40004,
+}
+
+
+def reordered(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The same config with every service, port and top-level key in reverse order."""
+    out = copy.deepcopy(cfg)
+    out["services"] = {name: out["services"][name] for name in reversed(out["services"])}
+    for svc in out["services"].values():
+        if "ports" in svc:
+            svc["ports"] = list(reversed(svc["ports"]))
+    return {key: out[key] for key in reversed(out)}
+
+
+def sections(override: str) -> dict[str, list[str]]:
+    """The lines under each ``<kind>/<name>`` of an override file (it writes 2-space YAML)."""
+    out: dict[str, list[str]] = {}
+    kind = current = ""
+    for line in override.splitlines():
+        if line.startswith("#"):
+            continue
+        if not line.startswith(" "):
+            kind = line.rstrip(":")
+        elif not line.startswith("   "):
+            current = f"{kind}/{json.loads(line.strip().rstrip(':'))}"
+            out[current] = []
+        else:
+            out[current].append(line)
+    return out
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings) -> Settings:
+    """Settings of a project whose compose files these tests never run."""
+    return make_settings(port_range="40000-40099", block_size=10)
+
+
+def test_published_defaults_protocol_to_tcp(settings: Settings) -> None:
+    model = ComposeModel(settings, config())
+
+    assert sorted(model.published()) == sorted(EXPECTED_PORTS)
+    assert ComposeModel(settings, {}).published() == []
+
+
+def test_port_map_is_stable_and_inside_the_block(settings: Settings) -> None:
+    ports = ComposeModel(settings, config()).port_map(BLOCK)
+
+    assert ports == EXPECTED_PORTS
+    assert ComposeModel(settings, reordered(config())).port_map(BLOCK) == ports
+    assert all(port in BLOCK for port in ports.values())
+    shifted = ComposeModel(settings, config()).port_map(range(40010, 40020))
+    assert {key: port - 10 for key, port in shifted.items()} == ports  # same offsets in every berth
+
+
+def test_port_map_fills_a_block_exactly(settings: Settings) -> None:
+    ports = ComposeModel(settings, config()).port_map(range(40000, 40005))
+
+    assert sorted(ports.values()) == list(range(40000, 40005))
+
+
+def test_override_publishes_every_port_on_loopback(settings: Settings) -> None:
+    text = ComposeModel(settings, config()).override("sample-40000", BLOCK, LABELS)
+    blocks = sections(text)
+
+    assert text.startswith("# generated by dockyard for sample-40000")
+    assert text.count("ports: !override") == 3
+    for (service, target, proto), host in EXPECTED_PORTS.items():
+        assert f'      - "127.0.0.1:{host}:{target}/{proto}"' in blocks[f"services/{service}"]
+    assert not any("ports" in line for line in blocks["services/worker"])
+    assert text == ComposeModel(settings, reordered(config())).override("sample-40000", BLOCK, LABELS)
+
+
+def test_override_labels_services_networks_and_volumes(settings: Settings) -> None:
+    blocks = sections(ComposeModel(settings, config()).override("sample-40000", BLOCK, LABELS))
+    label_lines = ["    labels:", '      "dockyard.managed": "true"', '      "dockyard.project": "sample-40000"']
+
+    assert set(blocks) == {
+        "services/api",
+        "services/db",
+        "services/web",
+        "services/worker",
+        "networks/default",
+        "volumes/pgdata",
+    }  # no networks/shared: compose refuses labels on an external network, and it is not ours
+    for name, lines in blocks.items():
+        assert lines[-3:] == label_lines, name
+
+
+def test_override_names_built_images_once_for_every_berth(settings: Settings) -> None:
+    blocks = sections(ComposeModel(settings, config()).override("sample-40000", BLOCK, LABELS))
+
+    assert '    image: "project-web:dockyard"' in blocks["services/web"]
+    assert '    image: "sample-api:1"' in blocks["services/worker"]
+    assert not any("image" in line for line in blocks["services/db"])
+
+
+def test_build_specs(write_project: WriteProject, tmp_path: Path) -> None:
+    root = write_project(tmp_path / "My Project.v2", {})
+    model = ComposeModel(load_settings(root, env={}), config())
+
+    assert model.build_specs() == [
+        BuildSpec(
+            service="web",
+            image="my-project.v2-web:dockyard",  # derived from the root's name, not from a berth
+            context=Path("/src/web"),
+            dockerfile="web.Dockerfile",
+            args={"NPM_AUTH": "npm-auth-value", "VERSION": "3"},  # stringified; unset args dropped
+            target="prod",
+        ),
+        BuildSpec("worker", "sample-api:1", Path("/src/api"), "Dockerfile", {}, None),
+    ]
+
+
+FINDINGS_COMPOSE = """\
+services:
+  api:
+    image: sample-api:1
+    container_name: sample-api
+    volumes:
+      - ./src:/app/src
+      - /srv/shared:/data
+      - /etc/ssl/certs:/etc/ssl/certs:ro
+  cache:
+    image: redis:7
+    network_mode: host
+networks:
+  backend:
+    ipam:
+      config:
+        - subnet: 172.28.0.0/16
+volumes:
+  pgdata: {}
+  outside:
+    external: true
+"""
+
+
+def test_findings_point_at_file_and_line(write_project: WriteProject, tmp_path: Path) -> None:
+    root = write_project(tmp_path, {}, compose=FINDINGS_COMPOSE)
+    settings = load_settings(root, env={})
+    cfg = {
+        "services": {
+            "api": {
+                "image": "sample-api:1",
+                "container_name": "sample-api",
+                "volumes": [
+                    {"type": "bind", "source": str(settings.root / "src"), "target": "/app/src", "bind": {}},
+                    {"type": "bind", "source": "/srv/shared", "target": "/data", "bind": {}},
+                    {"type": "bind", "source": "/etc/ssl/certs", "target": "/etc/ssl/certs", "read_only": True},
+                ],
+            },
+            "cache": {"image": "redis:7", "network_mode": "host"},
+        },
+        "networks": {
+            "backend": {"name": "x_backend", "ipam": {"config": [{"subnet": "172.28.0.0/16"}]}},
+            "default": {"name": "x_default"},
+        },
+        "volumes": {"pgdata": {"name": "x_pgdata"}, "outside": {"name": "outside", "external": True}},
+    }
+
+    findings = ComposeModel(settings, cfg).findings()
+
+    assert [(f.service, f.location) for f in findings] == [
+        ("api", "compose.yaml:4"),
+        ("api", "compose.yaml:7"),
+        ("cache", "compose.yaml:11"),
+        ("backend", "compose.yaml:16"),
+        ("outside", "compose.yaml:20"),
+    ]
+    problems = [f.problem for f in findings]
+    assert "container_name" in problems[0]
+    assert "writable bind mount" in problems[1]
+    assert "/srv/shared" in problems[1]
+    assert "network_mode: host" in problems[2]
+    assert "fixed subnet 172.28.0.0/16" in problems[3]
+    assert "external volume" in problems[4]
+    assert str(findings[0]) == f"compose.yaml:4: api: {problems[0]}"
+
+
+def test_findings_in_a_later_file_and_unlocatable(write_project: WriteProject, tmp_path: Path) -> None:
+    (tmp_path / "extra.yml").write_text("services:\n  api:\n    network_mode: host\n")
+    root = write_project(tmp_path, {"compose_files": ["compose.yaml", "extra.yml"]})
+    settings = load_settings(root, env={})
+    cfg = {"services": {"api": {"network_mode": "host", "container_name": "nowhere-in-the-files"}}}
+
+    locations = {f.problem.split()[1]: f.location for f in ComposeModel(settings, cfg).findings()}
+
+    assert locations == {"`container_name`": "compose.yaml", "host`": "extra.yml:3"}
+
+
+def test_clean_stack_has_no_findings(settings: Settings) -> None:
+    cfg = config()
+    del cfg["networks"]["shared"]
+
+    assert ComposeModel(settings, cfg).findings() == []
+
+
+def test_secrets_are_secret_looking_values(settings: Settings) -> None:
+    found = ComposeModel(settings, config()).secrets()
+
+    assert found == {"s3cret", "tok-abcdef-s3cret", "npm-auth-value"}
+    assert "postgres" not in found  # POSTGRES_USER is not a secret
+
+
+def test_redactor_masks_longest_first(settings: Settings) -> None:
+    redact = Redactor(ComposeModel(settings, config()).secrets() | {""})
+    text = "POSTGRES_PASSWORD=s3cret API_TOKEN=tok-abcdef-s3cret user=postgres npm=npm-auth-value"
+
+    masked = redact(text)
+
+    assert masked == f"POSTGRES_PASSWORD={MASK} API_TOKEN={MASK} user=postgres npm={MASK}"
+    assert Redactor([])("nothing to hide") == "nothing to hide"
+
+
+def test_compose_command(make_settings: MakeSettings) -> None:
+    settings = make_settings(profiles=["debug", "seed"])
+
+    override = settings.root / ".dockyard" / "override.yml"
+
+    cmd = compose_command(settings, "dockyard-20000", [override])
+
+    assert cmd == [
+        *("docker", "compose", "--project-directory", str(settings.root), "-p", "dockyard-20000"),
+        *("-f", str(settings.root / "compose.yaml"), "-f", str(override)),
+        *("--profile", "debug", "--profile", "seed"),
+    ]
