@@ -47,8 +47,12 @@ class BuildSpec:
 
 
 def compose_command(settings: Settings, project: str, extra_files: Iterable[Path] = ()) -> list[str]:
-    """``docker compose`` with the project's files, profiles and name."""
-    cmd = ["docker", "compose", "--project-directory", str(settings.root), "-p", project]
+    """``docker compose`` with the project's files, profiles and name.
+
+    No ``--project-directory``: like plain ``docker compose -f``, relative paths in the files
+    (build contexts, env files) resolve against the first file's directory.
+    """
+    cmd = ["docker", "compose", "-p", project]
     for path in (*settings.compose_files, *extra_files):
         cmd += ["-f", str(path)]
     for profile in settings.profiles:

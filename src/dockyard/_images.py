@@ -24,7 +24,7 @@ from pathlib import Path
 
 import docker.errors
 from docker import DockerClient
-from docker.utils.build import exclude_paths
+from docker.utils.build import exclude_paths, tar
 from filelock import FileLock
 
 from ._berth import ensure_lock_dir
@@ -40,13 +40,18 @@ class BuildError(DockyardError):
     """An image build failed; carries the last lines of the build output."""
 
 
+def _ignore_patterns(context: Path) -> list[str]:
+    ignore = context / ".dockerignore"
+    if not ignore.is_file():
+        return []
+    return [ln.strip() for ln in ignore.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
 def context_digest(spec: BuildSpec) -> str:
     """Digest of everything the build of ``spec`` depends on."""
     digest = hashlib.sha256()
     digest.update(repr((spec.dockerfile, sorted(spec.args.items()), spec.target)).encode())
-    ignore = spec.context / ".dockerignore"
-    patterns = [ln.strip() for ln in ignore.read_text().splitlines() if ln.strip() and not ln.startswith("#")] \
-        if ignore.is_file() else []
+    patterns = _ignore_patterns(spec.context)
     for rel in sorted(exclude_paths(str(spec.context), patterns, dockerfile=spec.dockerfile)):
         path = spec.context / rel
         if path.is_file() and not path.is_symlink():
@@ -110,16 +115,34 @@ def bootstrap_base(client: DockerClient, base: str, progress: Progress) -> str:
         if run.returncode != 0:
             tail = "\n".join(run.stdout.splitlines()[-10:] + run.stderr.splitlines()[-10:])
             raise DockyardError(f"debootstrap {suite} failed:\n{tail}", remedy="check the Debian mirror and disk space")
-        tar = subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE)
-        assert tar.stdout is not None
-        imported = subprocess.run(
-            ["docker", "import", "--change", "CMD [\"bash\"]", "-", tag],
-            stdin=tar.stdout, capture_output=True, text=True, check=False,
-        )
-        tar.wait()
+        _slim(Path(rootfs))
+        with subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE) as packer:
+            imported = subprocess.run(
+                ["docker", "import", "--change", 'CMD ["bash"]', "-", tag],
+                stdin=packer.stdout, capture_output=True, text=True, check=False,
+            )
         if imported.returncode != 0:
             raise DockyardError(f"docker import of {tag} failed: {imported.stderr.strip()[-300:]}")
     return tag
+
+
+def _slim(rootfs: Path) -> None:
+    """Make the bootstrapped tree like debian:*-slim: no docs, no apt caches left in layers."""
+    (rootfs / "etc/dpkg/dpkg.cfg.d/docker").write_text(
+        "path-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyright\n"
+        "path-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\n"
+        "path-exclude /usr/share/locale/*\npath-include /usr/share/locale/locale.alias\n"
+    )
+    (rootfs / "etc/apt/apt.conf.d/docker-clean").write_text(
+        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };\n'
+        'Binary::apt::APT::Keep-Downloaded-Packages "false";\n'
+    )
+    for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"):
+        for path in (rootfs / junk).glob("*"):
+            if path.is_file() and path.name not in ("lock", "locale.alias"):
+                path.unlink()
+            elif path.is_dir() and path.name != "partial":
+                shutil.rmtree(path)
 
 
 def _resolve_base(client: DockerClient, spec: BuildSpec, settings: Settings, progress: Progress) -> BuildSpec:
@@ -132,10 +155,13 @@ def _resolve_base(client: DockerClient, spec: BuildSpec, settings: Settings, pro
 def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, progress: Progress) -> None:
     progress(f"building {spec.image} ({spec.service})")
     tail: list[str] = []
-    for chunk in client.api.build(
-        path=str(spec.context), dockerfile=spec.dockerfile, tag=spec.image, buildargs=dict(spec.args),
-        target=spec.target, labels={HASH_LABEL: digest}, rm=True, forcerm=True, nocache=no_cache, decode=True,
-    ):
+    # We make (and close) the context tarball ourselves: docker-py leaves its own open.
+    with tar(str(spec.context), exclude=_ignore_patterns(spec.context), dockerfile=(spec.dockerfile, None)) as ctx:
+        chunks = list(client.api.build(
+            fileobj=ctx, custom_context=True, dockerfile=spec.dockerfile, tag=spec.image, buildargs=dict(spec.args),
+            target=spec.target, labels={HASH_LABEL: digest}, rm=True, forcerm=True, nocache=no_cache, decode=True,
+        ))
+    for chunk in chunks:
         if "stream" in chunk:
             tail = (tail + chunk["stream"].splitlines())[-15:]
         if "error" in chunk:

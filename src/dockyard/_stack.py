@@ -98,7 +98,6 @@ class Stack:
         self.compose = DockerClient(
             compose_files=[*settings.compose_files, self.override_path],
             compose_project_name=berth.project,
-            compose_project_directory=settings.root,
             compose_profiles=list(settings.profiles),
         )
 

@@ -51,15 +51,20 @@ def project_resources(project: str) -> dict[str, list[dict[str, Any]]]:
 
 def leftovers(prefix: str) -> list[tuple[str, str, str]]:
     """(kind, id, project) of everything dockyard-labelled or compose-labelled under ``prefix``."""
-    found = {}
+    found = set()
+    fields = '{{.ID}}\t{{.Label "dockyard.project"}}\t{{.Label "com.docker.compose.project"}}'
     for kind in KINDS:
-        candidates = set(ids(kind, "dockyard.managed")) | set(ids(kind, "com.docker.compose.project"))
-        for item in inspect(kind, sorted(candidates)):
-            labels = (item.get("Config", {}).get("Labels") if kind == "container" else item.get("Labels")) or {}
-            project = labels.get("dockyard.project") or labels.get("com.docker.compose.project") or ""
-            if project.startswith(f"{prefix}-"):
-                found[item.get("Id") or item["Name"]] = (kind, item.get("Id") or item["Name"], project)
-    return sorted(found.values())
+        command = {"container": ["ps", "-a"], "network": ["network", "ls"], "volume": ["volume", "ls"]}[kind]
+        for label in ("dockyard.managed", "com.docker.compose.project"):
+            # Labels come with the listing: inspecting afterwards races with other tests' removals.
+            listing = docker(*command, "--filter", f"label={label}",
+                             "--format", fields.replace(".ID", ".Name") if kind == "volume" else fields)
+            for line in listing.splitlines():
+                rid, dockyard_project, compose_project = line.split("\t")
+                project = dockyard_project or compose_project
+                if project.startswith(f"{prefix}-"):
+                    found.add((kind, rid, project))
+    return sorted(found)
 
 
 def remove(resources: list[tuple[str, str, str]]) -> None:

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -120,11 +119,17 @@ def test_next_holder_reaps_what_a_killed_session_left(make_project: Projects) ->
         assert project_resources(berth.project) == NOTHING
 
 
+def managed_network(name: str, berth: dockyard.Berth) -> None:
+    """A network labelled exactly as a stack in ``berth`` would label it."""
+    labels = labels_for(berth.index, berth.project, berth.lock_path, berth.record.lease_id, berth.record.started)
+    docker("network", "create", *(f"--label={k}={v}" for k, v in labels.items()), name)
+
+
 @pytest.mark.usefixtures("orphans_alone")
 def test_cleanup_all_spares_lookalikes_and_other_pools(make_project: Projects) -> None:
     project = make_project("lookalikes", "41800-41899", compose(service("web")))
     settings = project.settings
-    # A live berth of another pool (another project's lock_dir, as another user's would be).
+    # Another project with its own lock_dir: another pool, as another user's would be.
     other = make_project("otherpool", "41900-41999", compose(service("web"))).settings
     fake_project = settings.project_name(0)
     # Named like ours and labelled like a compose project (even a `dockyard.` label), but not managed.
@@ -132,30 +137,24 @@ def test_cleanup_all_spares_lookalikes_and_other_pools(make_project: Projects) -
     running, created = f"test-{TOKEN}-lookalike", f"dockyard-{TOKEN}-lookalike"
     networks = [f"{fake_project}_default", f"dockyard-{TOKEN}-lookalike"]
     volume = f"test-{TOKEN}-lookalike"
-    ours = f"{fake_project}-managed"
+    ours, theirs = f"{fake_project}-held", f"{other.project_name(0)}-held"
     try:
         docker("run", "-d", "--init", "--name", running, *lookalike, IMAGE, "sleep", "infinity")
         docker("create", "--name", created, *lookalike, IMAGE, "true")
         for network in networks:
             docker("network", "create", *lookalike, network)
         docker("volume", "create", *lookalike, volume)
-        # One resource that is ours (held by nobody), so the cleanup has something to remove.
-        docker("network", "create", "--label", "dockyard.managed=true", "--label", "dockyard.berth=0",
-               "--label", f"dockyard.project={fake_project}",
-               "--label", f"dockyard.lock={Path(settings.lock_dir) / 'berth-0.lock'}", ours)
+        with (
+            dockyard.acquire_berth(settings, with_ports=False) as mine,
+            dockyard.acquire_berth(other, with_ports=False) as another,
+        ):
+            managed_network(ours, mine)  # held, in this pool: --all removes it
+            managed_network(theirs, another)  # held, in another pool: a live stack to leave alone
+            cleanup = project.cli("cleanup", "--all")
+            assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+            assert docker("network", "ls", "-q", "--filter", f"name=^{ours}$") == ""
+            assert docker("network", "ls", "-q", "--filter", f"name=^{theirs}$") != "", "another pool's live stack"
 
-        with dockyard.acquire_berth(other, with_ports=False) as held:
-            theirs = f"{held.project}-live"
-            live = labels_for(held.index, held.project, held.lock_path, held.record.lease_id, held.record.started)
-            docker("network", "create", *(f"--label={k}={v}" for k, v in live.items()), theirs)
-            try:
-                cleanup = project.cli("cleanup", "--all")
-                assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
-                assert docker("network", "ls", "-q", "--filter", f"name=^{theirs}$") != "", "another pool's stack"
-            finally:
-                docker("network", "rm", theirs, check=False)
-
-        assert docker("network", "ls", "-q", "--filter", f"name=^{ours}$") == ""
         assert docker("inspect", "-f", "{{.State.Status}}", running).strip() == "running"
         assert docker("inspect", "-f", "{{.State.Status}}", created).strip() == "created"
         for network in networks:
@@ -163,5 +162,5 @@ def test_cleanup_all_spares_lookalikes_and_other_pools(make_project: Projects) -
         docker("volume", "inspect", volume)
     finally:
         docker("rm", "-f", running, created, check=False)
-        docker("network", "rm", *networks, ours, check=False)
+        docker("network", "rm", *networks, ours, theirs, check=False)
         docker("volume", "rm", volume, check=False)

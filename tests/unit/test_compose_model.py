@@ -290,7 +290,7 @@ def test_compose_command(make_settings: MakeSettings) -> None:
     cmd = compose_command(settings, "dockyard-20000", [override])
 
     assert cmd == [
-        *("docker", "compose", "--project-directory", str(settings.root), "-p", "dockyard-20000"),
+        *("docker", "compose", "-p", "dockyard-20000"),
         *("-f", str(settings.root / "compose.yaml"), "-f", str(override)),
         *("--profile", "debug", "--profile", "seed"),
     ]
