@@ -80,7 +80,10 @@ def handed_down(settings: Settings) -> Stack | None:
     record_data["port_block"] = tuple(record_data["port_block"])
     start, last = data["port_block"]
     berth = Berth(
-        index=data["index"], project=data["project"], port_block=range(start, last + 1),
-        lock_path=Path(data["lock_path"]), record=LeaseRecord(**record_data),
+        index=data["index"],
+        project=data["project"],
+        port_block=range(start, last + 1),
+        lock_path=Path(data["lock_path"]),
+        record=LeaseRecord(**record_data),
     )
     return Stack(settings, berth)

@@ -217,6 +217,8 @@ class BerthPool:
             elif record is not None or corrupt:
                 yield BerthStatus(index, project, block, State.STALE, record, corrupt and f"corrupt record: {corrupt}")
             elif busy := ports_in_use(block):
-                yield BerthStatus(index, project, block, State.BLOCKED, None, f"port {busy[0]} taken by another program")
+                yield BerthStatus(
+                    index, project, block, State.BLOCKED, None, f"port {busy[0]} taken by another program"
+                )
             else:
                 yield BerthStatus(index, project, block, State.FREE)

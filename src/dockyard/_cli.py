@@ -16,7 +16,7 @@ class _Program(Program):
     def execute(self) -> None:
         # invoke's `core.remainder` joins the words after `--` with bare spaces, so quoted
         # arguments (`run -- python -c "a; b"`) fall apart; re-quote the words as given.
-        words = self.argv[self.argv.index("--") + 1:] if "--" in self.argv else []
+        words = self.argv[self.argv.index("--") + 1 :] if "--" in self.argv else []
         remainder.set(shlex.join(words))
         super().execute()
 

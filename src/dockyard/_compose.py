@@ -94,7 +94,9 @@ class ComposeModel:
         published = self.published()
         if len(set(published)) > len(block):
             raise ConfigError(
-                "block_size", len(block), f"the stack publishes {len(set(published))} ports; the block must hold them all"
+                "block_size",
+                len(block),
+                f"the stack publishes {len(set(published))} ports; the block must hold them all",
             )
         return layout(published, block)
 
@@ -134,26 +136,52 @@ class ComposeModel:
         out: list[Finding] = []
         for name, svc in self.services.items():
             if "container_name" in svc:
-                out.append(Finding(name, "fixed `container_name` collides between berths; remove it",
-                                   self._locate("container_name", svc["container_name"])))
+                out.append(
+                    Finding(
+                        name,
+                        "fixed `container_name` collides between berths; remove it",
+                        self._locate("container_name", svc["container_name"]),
+                    )
+                )
             if svc.get("network_mode") == "host":
-                out.append(Finding(name, "`network_mode: host` shares the host's ports; use published ports",
-                                   self._locate("network_mode", "host")))
+                out.append(
+                    Finding(
+                        name,
+                        "`network_mode: host` shares the host's ports; use published ports",
+                        self._locate("network_mode", "host"),
+                    )
+                )
             for vol in svc.get("volumes", []):
                 if vol.get("type") == "bind" and not vol.get("read_only"):
                     source = Path(vol.get("source", ""))
                     if not source.is_relative_to(self.settings.root):
-                        out.append(Finding(name, f"writable bind mount of shared host path {source}; "
-                                           "use a named volume or mount it read-only", self._locate(str(source))))
+                        out.append(
+                            Finding(
+                                name,
+                                f"writable bind mount of shared host path {source}; "
+                                "use a named volume or mount it read-only",
+                                self._locate(str(source)),
+                            )
+                        )
         for kind in ("networks", "volumes"):
             for key, spec in (self.config.get(kind) or {}).items():
                 if (spec or {}).get("external"):
-                    out.append(Finding(key, f"external {kind[:-1]} is shared by every berth; let compose create it",
-                                       self._locate("external")))
+                    out.append(
+                        Finding(
+                            key,
+                            f"external {kind[:-1]} is shared by every berth; let compose create it",
+                            self._locate("external"),
+                        )
+                    )
                 for pool in ((spec or {}).get("ipam") or {}).get("config") or []:
                     if pool.get("subnet"):
-                        out.append(Finding(key, f"fixed subnet {pool['subnet']} collides between berths; remove it",
-                                           self._locate("subnet", pool["subnet"])))
+                        out.append(
+                            Finding(
+                                key,
+                                f"fixed subnet {pool['subnet']} collides between berths; remove it",
+                                self._locate("subnet", pool["subnet"]),
+                            )
+                        )
         return out
 
     def _locate(self, key: str, value: object = None) -> str:

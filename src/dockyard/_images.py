@@ -19,8 +19,10 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
+from typing import IO, cast
 
 import docker.errors
 from docker import DockerClient
@@ -61,9 +63,10 @@ def context_digest(spec: BuildSpec) -> str:
 
 def _image_digest(client: DockerClient, image: str) -> str | None:
     try:
-        return (client.images.get(image).labels or {}).get(HASH_LABEL, "")
+        labels: dict[str, str] = client.images.get(image).labels or {}
     except docker.errors.ImageNotFound:
         return None
+    return labels.get(HASH_LABEL, "")
 
 
 def _available(client: DockerClient, image: str) -> bool:
@@ -110,7 +113,9 @@ def bootstrap_base(client: DockerClient, base: str, progress: Progress) -> str:
     with tempfile.TemporaryDirectory(prefix="dockyard-rootfs-") as rootfs:
         run = subprocess.run(
             ["debootstrap", "--variant=minbase", suite, rootfs, debian_mirror()],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if run.returncode != 0:
             tail = "\n".join(run.stdout.splitlines()[-10:] + run.stderr.splitlines()[-10:])
@@ -119,7 +124,10 @@ def bootstrap_base(client: DockerClient, base: str, progress: Progress) -> str:
         with subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE) as packer:
             imported = subprocess.run(
                 ["docker", "import", "--change", 'CMD ["bash"]', "-", tag],
-                stdin=packer.stdout, capture_output=True, text=True, check=False,
+                stdin=packer.stdout,
+                capture_output=True,
+                text=True,
+                check=False,
             )
         if imported.returncode != 0:
             raise DockyardError(f"docker import of {tag} failed: {imported.stderr.strip()[-300:]}")
@@ -156,22 +164,39 @@ def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, p
     progress(f"building {spec.image} ({spec.service})")
     tail: list[str] = []
     # We make (and close) the context tarball ourselves: docker-py leaves its own open.
-    with tar(str(spec.context), exclude=_ignore_patterns(spec.context), dockerfile=(spec.dockerfile, None)) as ctx:
-        chunks = list(client.api.build(
-            fileobj=ctx, custom_context=True, dockerfile=spec.dockerfile, tag=spec.image, buildargs=dict(spec.args),
-            target=spec.target, labels={HASH_LABEL: digest}, rm=True, forcerm=True, nocache=no_cache, decode=True,
-        ))
+    with closing(tar(spec.context, exclude=_ignore_patterns(spec.context), dockerfile=(spec.dockerfile, None))) as ctx:
+        chunks = list(
+            client.api.build(
+                fileobj=cast(IO[bytes], ctx),
+                custom_context=True,
+                dockerfile=spec.dockerfile,
+                tag=spec.image,
+                buildargs=dict(spec.args),
+                target=spec.target,
+                labels={HASH_LABEL: digest},
+                rm=True,
+                forcerm=True,
+                nocache=no_cache,
+                decode=True,
+            )
+        )
     for chunk in chunks:
         if "stream" in chunk:
             tail = (tail + chunk["stream"].splitlines())[-15:]
         if "error" in chunk:
             shown = "\n".join([*tail[-10:], chunk["error"].strip()])
-            raise BuildError(f"building {spec.image} for service {spec.service} failed:\n{shown}",
-                             remedy=f"fix {spec.dockerfile}, then `dockyard images`")
+            raise BuildError(
+                f"building {spec.image} for service {spec.service} failed:\n{shown}",
+                remedy=f"fix {spec.dockerfile}, then `dockyard images`",
+            )
 
 
 def ensure_images(
-    client: DockerClient, specs: list[BuildSpec], settings: Settings, *, no_cache: bool = False,
+    client: DockerClient,
+    specs: list[BuildSpec],
+    settings: Settings,
+    *,
+    no_cache: bool = False,
     progress: Progress = lambda _: None,
 ) -> dict[str, str]:
     """Build what is missing or changed; the build status of each image ("built" or "cached")."""

@@ -26,11 +26,14 @@ def start_keeper(settings: Settings, *, build: bool = True) -> dict[str, Any]:
     """Start a keeper for ``settings`` and return its berth once the stack is healthy."""
     proc = subprocess.Popen(
         [sys.executable, "-m", _KEEPER_MODULE, str(settings.root), "build" if build else "no-build"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-        start_new_session=True, text=True, cwd=settings.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        text=True,
+        cwd=settings.root,
     )
-    assert proc.stdout is not None
-    for line in proc.stdout:
+    for line in proc.stdout or ():
         message = json.loads(line)
         if "progress" in message:
             say(message["progress"])
@@ -48,8 +51,11 @@ def start_keeper(settings: Settings, *, build: bool = True) -> dict[str, Any]:
 def kept_berths(settings: Settings) -> list[LeaseRecord]:
     """Live berths held by keepers started from this project root."""
     return [
-        s.record for s in BerthPool(settings).statuses()
-        if s.state is State.LIVE and s.record is not None and s.record.command.startswith(_KEEPER_PATH)
+        s.record
+        for s in BerthPool(settings).statuses()
+        if s.state is State.LIVE
+        and s.record is not None
+        and s.record.command.startswith(_KEEPER_PATH)
         and s.record.cwd == str(settings.root)
     ]
 
@@ -82,6 +88,8 @@ def stop_keeper(settings: Settings, record: LeaseRecord, timeout: float = 60) ->
     deadline = time.monotonic() + timeout
     while lock_is_held(lock):
         if time.monotonic() > deadline:
-            raise DockyardError(f"berth {record.index} was not released within {timeout:g}s",
-                                remedy=f"kill pid {record.pid}, then run `dockyard cleanup`")
+            raise DockyardError(
+                f"berth {record.index} was not released within {timeout:g}s",
+                remedy=f"kill pid {record.pid}, then run `dockyard cleanup`",
+            )
         time.sleep(0.05)  # polling the lock to a deadline

@@ -57,8 +57,15 @@ class LeaseRecord:
 
 
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
-    "lease_id": str, "index": int, "project": str, "pid": int, "user": str, "host": str,
-    "cwd": str, "command": str, "started": (int, float),
+    "lease_id": str,
+    "index": int,
+    "project": str,
+    "pid": int,
+    "user": str,
+    "host": str,
+    "cwd": str,
+    "command": str,
+    "started": (int, float),
 }
 
 

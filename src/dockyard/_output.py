@@ -22,8 +22,10 @@ def console() -> Console:
 
 def say(message: str) -> None:
     """One progress line for humans (stderr)."""
-    console().print(f"[dim]dockyard:[/dim] {message}" if not console().no_color else f"dockyard: {message}",
-                    markup=not console().no_color)
+    console().print(
+        f"[dim]dockyard:[/dim] {message}" if not console().no_color else f"dockyard: {message}",
+        markup=not console().no_color,
+    )
 
 
 def emit_json(data: Any) -> None:

@@ -64,16 +64,21 @@ class Resource:
         return record is not None and record.lease_id != self.labels.get("dockyard.lease")
 
     def __str__(self) -> str:
-        return f"{self.kind:9} {self.name} (berth {self.labels.get('dockyard.berth', '?')}, {self.labels.get('dockyard.project', '?')})"
+        berth, project = self.labels.get("dockyard.berth", "?"), self.labels.get("dockyard.project", "?")
+        return f"{self.kind:9} {self.name} (berth {berth}, {project})"
 
 
 def find(client: DockerClient, **label_filters: str) -> list[Resource]:
     """Every dockyard-labelled resource, optionally narrowed by more ``label=value`` pairs."""
     labels = [MANAGED, *(f"{k}={v}" for k, v in label_filters.items())]
-    found = [Resource("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"] or {})
-             for c in client.api.containers(all=True, filters={"label": labels})]
-    found += [Resource("network", n["Id"], n["Name"], n.get("Labels") or {})
-              for n in client.api.networks(filters={"label": labels})]
+    found = [
+        Resource("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"] or {})
+        for c in client.api.containers(all=True, filters={"label": labels})
+    ]
+    found += [
+        Resource("network", n["Id"], n["Name"], n.get("Labels") or {})
+        for n in client.api.networks(filters={"label": labels})
+    ]
     volumes = client.api.volumes(filters={"label": labels}).get("Volumes") or []
     found += [Resource("volume", v["Name"], v["Name"], v.get("Labels") or {}) for v in volumes]
     return found
@@ -123,7 +128,4 @@ def parse_duration(text: str) -> float:
 
 def select_for_cleanup(resources: Iterable[Resource], *, older_than: float | None, everything: bool) -> list[Resource]:
     """What `cleanup` removes: orphans, plus (with ``older_than``) anything older, or all."""
-    return [
-        r for r in resources
-        if everything or r.orphaned() or (older_than is not None and r.age > older_than)
-    ]
+    return [r for r in resources if everything or r.orphaned() or (older_than is not None and r.age > older_than)]

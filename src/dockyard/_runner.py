@@ -65,8 +65,15 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
             table(
                 "dockyard run",
                 ["berth", "project", "ports", *timings, "result"],
-                [[berth.index, berth.project, ports, *(f"{v:.2f}s" for v in timings.values()),
-                  "passed" if code == 0 else f"failed ({code})"]],
+                [
+                    [
+                        berth.index,
+                        berth.project,
+                        ports,
+                        *(f"{v:.2f}s" for v in timings.values()),
+                        "passed" if code == 0 else f"failed ({code})",
+                    ]
+                ],
             )
             return code
         finally:

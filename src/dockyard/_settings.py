@@ -59,18 +59,35 @@ def _prefix(value: str) -> str | None:
 FIELDS: tuple[Field, ...] = (
     Field("compose_files", "list", ["compose.yaml"], "Compose files of the stack, relative to the project root."),
     Field("profiles", "list", [], "Compose profiles to enable."),
-    Field("project_prefix", "str", "dockyard", "Prefix of every compose project name (`<prefix>-<block start>`).", _prefix),
+    Field(
+        "project_prefix", "str", "dockyard", "Prefix of every compose project name (`<prefix>-<block start>`).", _prefix
+    ),
     Field("port_range", "range", "20000-29999", "Host ports the berths' port blocks are cut from, `LOW-HIGH`."),
     Field("block_size", "int", 100, "Ports per berth; at least the number of ports the stack publishes.", _positive),
     Field("max_berths", "int", None, "Berths in the pool (default: as many blocks as fit, at most 16).", _positive),
-    Field("lock_dir", "path", None, "Directory of berth locks and lease records (default: $TMPDIR/dockyard-<uid>); private to the user."),
+    Field(
+        "lock_dir",
+        "path",
+        None,
+        "Directory of berth locks and lease records (default: $TMPDIR/dockyard-<uid>); private to the user.",
+    ),
     Field("acquire_timeout", "float", 120.0, "Seconds to wait for a free berth before failing.", _non_negative),
     Field("health_timeout", "float", 120.0, "Seconds every service has to become healthy.", _positive),
     Field("stop_timeout", "int", 1, "Seconds a container gets to stop on `down` before it is killed.", _non_negative),
-    Field("artifacts_dir", "path", ".dockyard/artifacts", "Where failure bundles are written, relative to the project root."),
+    Field(
+        "artifacts_dir",
+        "path",
+        ".dockyard/artifacts",
+        "Where failure bundles are written, relative to the project root.",
+    ),
     Field("keep_on_failure", "bool", False, "Leave a stack that failed to start running, for debugging."),
     Field("skip_missing_docker", "bool", False, "Skip (instead of fail) Docker tests when Docker is unavailable."),
-    Field("base_image_arg", "str", "BASE_IMAGE", "Build argument that dockyard may point at a locally bootstrapped Debian base image."),
+    Field(
+        "base_image_arg",
+        "str",
+        "BASE_IMAGE",
+        "Build argument that dockyard may point at a locally bootstrapped Debian base image.",
+    ),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -106,7 +123,7 @@ class Settings:
         return f"{self.project_prefix}-{self.port_block(index).start}"
 
 
-def _coerce(f: Field, raw: Any, source: str) -> Any:
+def _coerce(f: Field, raw: Any, source: str) -> Any:  # noqa: PLR0911, PLR0912 - one branch per kind
     """Turn a TOML value or an environment string into the field's type."""
     from_env = source.startswith("DOCKYARD_")
 
@@ -217,7 +234,9 @@ def load_settings(root: str | os.PathLike[str] | None = None, env: Mapping[str, 
     compose_files = tuple(root_path / p for p in values["compose_files"])
     for path in compose_files:
         if not path.is_file():
-            raise ConfigError("compose_files", str(path.relative_to(root_path)), f"file does not exist under {root_path}")
+            raise ConfigError(
+                "compose_files", str(path.relative_to(root_path)), f"file does not exist under {root_path}"
+            )
 
     lock_dir = Path(values["lock_dir"] or _default_lock_dir()).expanduser()
     artifacts = Path(values["artifacts_dir"]).expanduser()

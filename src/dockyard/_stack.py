@@ -50,8 +50,10 @@ class ServiceState:
     @property
     def failed(self) -> bool:
         """Unhealthy, or gone: exited with an error, or crash-looping."""
-        return self.health == "unhealthy" or self.state in ("restarting", "dead") or (
-            self.state == "exited" and self.exit_code != 0
+        return (
+            self.health == "unhealthy"
+            or self.state in ("restarting", "dead")
+            or (self.state == "exited" and self.exit_code != 0)
         )
 
 
@@ -91,8 +93,9 @@ class Stack:
         berth.ports = {}
         for (service, target, _proto), host in self.port_map.items():
             berth.ports.setdefault(service, {})[target] = host
-        self.labels = labels_for(berth.index, berth.project, berth.lock_path, berth.record.lease_id,
-                                 berth.record.started)
+        self.labels = labels_for(
+            berth.index, berth.project, berth.lock_path, berth.record.lease_id, berth.record.started
+        )
         self.redact = Redactor(self.model.secrets())
         self.override_path = settings.lock_dir / f"berth-{berth.index}.override.yml"
         self.compose = DockerClient(
@@ -114,7 +117,9 @@ class Stack:
             return self.berth.ports[service][container_port]
         except KeyError:
             published = ", ".join(f"{s}:{p}" for s, ports in sorted(self.berth.ports.items()) for p in ports)
-            raise KeyError(f"{service}:{container_port} is not published; published: {published or 'nothing'}") from None
+            raise KeyError(
+                f"{service}:{container_port} is not published; published: {published or 'nothing'}"
+            ) from None
 
     def url(self, service: str, container_port: int, scheme: str = "http") -> str:
         """``scheme://127.0.0.1:<host port>`` of a published port."""
@@ -154,8 +159,9 @@ class Stack:
         try:
             if build:
                 self.build()
-            self.progress(f"starting {self.project} on ports {self.berth.port_block.start}-"
-                          f"{self.berth.port_block.stop - 1}")
+            self.progress(
+                f"starting {self.project} on ports {self.berth.port_block.start}-{self.berth.port_block.stop - 1}"
+            )
             try:
                 self.compose.compose.up(detach=True, no_build=True, quiet=True)
             except DockerException as exc:
@@ -182,8 +188,11 @@ class Stack:
             if not pending:
                 return
             if time.monotonic() > deadline:
-                self._fail(f"service(s) {', '.join(map(repr, pending))} not healthy after "
-                           f"{self.settings.health_timeout:g}s (health_timeout)", pending)
+                self._fail(
+                    f"service(s) {', '.join(map(repr, pending))} not healthy after "
+                    f"{self.settings.health_timeout:g}s (health_timeout)",
+                    pending,
+                )
             time.sleep(_POLL)
 
     @staticmethod
@@ -199,8 +208,13 @@ class Stack:
         client = preflight()
         containers = self._containers(client)
         if not services:
-            services = sorted({c.labels.get("com.docker.compose.service", c.name) for c in containers
-                               if not _parse_status_container(c).ready}) or sorted(self.model.services)
+            services = sorted(
+                {
+                    c.labels.get("com.docker.compose.service", c.name)
+                    for c in containers
+                    if not _parse_status_container(c).ready
+                }
+            ) or sorted(self.model.services)
         parts = [f"stack {self.project} did not become healthy: {reason}"]
         for c in containers:
             service = c.labels.get("com.docker.compose.service", c.name)
@@ -209,13 +223,21 @@ class Stack:
             if health := health_output(c):
                 parts.append(f"--- {service}: health check ---\n{health}")
             parts.append(f"--- {service}: last log lines ---\n{log_tail(c).rstrip()}")
-        bundle = write_bundle(self.settings.artifacts_dir, self.project, parts[0], containers, self.model.config,
-                              self.redact)
+        bundle = write_bundle(
+            self.settings.artifacts_dir,
+            project=self.project,
+            reason=parts[0],
+            containers=containers,
+            config=self.model.config,
+            redact=self.redact,
+        )
         if self.settings.keep_on_failure:
-            parts.append(f"keep_on_failure: {self.project} is left running; ports: {json.dumps(self.describe()['ports'])}"
-                         # `down` only knows berths kept by `dockyard up`; once this session ends
-                         # and its berth is free, the stack is an orphan that `cleanup` removes.
-                         "; take it down with `dockyard cleanup` once this session has ended")
+            parts.append(
+                f"keep_on_failure: {self.project} is left running; ports: {json.dumps(self.describe()['ports'])}"
+                # `down` only knows berths kept by `dockyard up`; once this session ends
+                # and its berth is free, the stack is an orphan that `cleanup` removes.
+                "; take it down with `dockyard cleanup` once this session has ended"
+            )
         else:
             self.down()
         raise StackUnhealthy(self.redact("\n".join(parts)), services=services, bundle=str(bundle))
@@ -226,8 +248,10 @@ class Stack:
     def ps(self) -> list[ServiceState]:
         """The state of every container of the project (one engine call)."""
         rows = preflight().api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
-        return sorted((_parse_status(r) for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"),
-                      key=lambda s: s.service)
+        return sorted(
+            (_parse_status(r) for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"),
+            key=lambda s: s.service,
+        )
 
     def down(self) -> None:
         """Remove containers, networks, volumes and orphans; then sweep anything of this lease left."""
@@ -250,15 +274,20 @@ class Stack:
 
     def restart(self, *services: str) -> None:
         """Restart ``services`` (default all) and wait until they are healthy."""
-        self._run("restart", lambda: self.compose.compose.restart(list(services) or None,
-                                                                  timeout=self.settings.stop_timeout))
+        self._run(
+            "restart", lambda: self.compose.compose.restart(list(services) or None, timeout=self.settings.stop_timeout)
+        )
         self.wait_healthy(services)
 
     def refresh(self, *services: str) -> None:
         """Rebuild and recreate ``services`` (the inner dev loop), then wait until healthy."""
         self.build(services=services)
-        self._run("refresh", lambda: self.compose.compose.up(
-            list(services) or None, detach=True, no_build=True, force_recreate=True, dependencies=False, quiet=True))
+        self._run(
+            "refresh",
+            lambda: self.compose.compose.up(
+                list(services) or None, detach=True, no_build=True, force_recreate=True, dependencies=False, quiet=True
+            ),
+        )
         self.wait_healthy(services)
 
     def logs(
@@ -280,8 +309,9 @@ class Stack:
         try:
             call()
         except DockerException as exc:
-            raise ComposeError(f"compose {action}", map(str, exc.docker_command), exc.return_code,
-                               self.redact(exc.stderr or "")) from None
+            raise ComposeError(
+                f"compose {action}", map(str, exc.docker_command), exc.return_code, self.redact(exc.stderr or "")
+            ) from None
 
     def _stderr_tail(self, exc: DockerException) -> str:
         return self.redact("\n".join((exc.stderr or str(exc)).strip().splitlines()[-5:]))

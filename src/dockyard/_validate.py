@@ -53,26 +53,39 @@ def checklist(settings: Settings, *, quick: bool) -> Iterator[Check]:
     if cfg.ok:
         model = models[0]
         findings = model.findings()
-        yield Check("parallel safety", not findings,
-                    "no container_name, fixed subnet, external or shared resources" if not findings else
-                    "\n".join(map(str, findings)),
-                    "change the lines named above; dockyard never edits your compose files",
-                    ExitCode.BAD_CONFIGURATION)
-        yield _run("port block", lambda: f"{len(set(model.published()))} published ports fit in "
-                   f"{settings.block_size}" if model.port_map(settings.port_block(0)) is not None else "")
+        yield Check(
+            "parallel safety",
+            not findings,
+            "no container_name, fixed subnet, external or shared resources"
+            if not findings
+            else "\n".join(map(str, findings)),
+            "change the lines named above; dockyard never edits your compose files",
+            ExitCode.BAD_CONFIGURATION,
+        )
+        yield _run(
+            "port block",
+            lambda: (
+                f"{len(set(model.published()))} published ports fit in {settings.block_size}"
+                if model.port_map(settings.port_block(0)) is not None
+                else ""
+            ),
+        )
     yield _run("lock directory", lambda: f"{ensure_lock_dir(settings.lock_dir)} is private")
 
     def berths() -> str:
         states = [s.state for s in BerthPool(settings).statuses()]
         free = sum(s in (State.FREE, State.STALE) for s in states)
         if not free:
-            raise DockyardError(f"all {len(states)} berths are live or blocked",
-                                remedy="see `dockyard status`; `dockyard cleanup` clears stale ones")
+            raise DockyardError(
+                f"all {len(states)} berths are live or blocked",
+                remedy="see `dockyard status`; `dockyard cleanup` clears stale ones",
+            )
         return f"{free} of {len(states)} berths free"
 
     yield _run("free berths", berths)
     yield _run("network pool", _network_pool)
     if not quick and cfg.ok:
+
         def smoke() -> str:
             with running_stack(settings) as stack:
                 services = len(stack.ps())
@@ -85,8 +98,9 @@ def _network_pool() -> str:
     """Create (and remove) a bridge network: proof that an address pool has room."""
     client = sdk()
     try:
-        net = client.networks.create(f"dockyard-validate-{uuid.uuid4().hex[:8]}",
-                                     labels={MANAGED: "true", "dockyard.validate": "true"})
+        net = client.networks.create(
+            f"dockyard-validate-{uuid.uuid4().hex[:8]}", labels={MANAGED: "true", "dockyard.validate": "true"}
+        )
     except docker.errors.APIError as exc:
         raise DockyardError(
             f"Docker cannot create another network ({exc.explanation or exc})",

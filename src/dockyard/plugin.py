@@ -40,11 +40,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     """Register dockyard's command-line options."""
     group = parser.getgroup("dockyard", "isolated Docker Compose stacks")
     group.addoption(
-        "--dockyard-skip-missing", action="store_true", default=False,
+        "--dockyard-skip-missing",
+        action="store_true",
+        default=False,
         help="Skip tests that need Docker when it is unavailable (default: fail with the reason).",
     )
     group.addoption(
-        "--dockyard-root", default=None,
+        "--dockyard-root",
+        default=None,
         help="Directory whose pyproject.toml configures the stack (default: pytest's rootdir).",
     )
 
@@ -94,7 +97,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the services' logs since the test started to a failing test's report."""
     report = yield
     stack = item.config.stash.get(_STACK, None)

@@ -61,8 +61,13 @@ def _stack_of(berth: int) -> Stack:
     """A Stack object for a berth kept by `dockyard up` from this directory."""
     settings = load_settings()
     record = keeper.choose(settings, None if berth < 0 else berth)
-    held = Berth(record.index, record.project, range(record.port_block[0], record.port_block[1] + 1),
-                 BerthPool(settings).lock_path(record.index), record)
+    held = Berth(
+        record.index,
+        record.project,
+        range(record.port_block[0], record.port_block[1] + 1),
+        BerthPool(settings).lock_path(record.index),
+        record,
+    )
     return Stack(settings, held)
 
 
@@ -70,8 +75,12 @@ def _services(services: str) -> list[str]:
     return [s for s in services.replace(",", " ").split() if s]
 
 
-@task(help={"json": "Print the berth (index, project, port block, ports) as JSON.",
-            "no_build": "Do not build missing or changed images first."})
+@task(
+    help={
+        "json": "Print the berth (index, project, port block, ports) as JSON.",
+        "no_build": "Do not build missing or changed images first.",
+    }
+)
 @_front
 def up(c: Context, json: bool = False, no_build: bool = False) -> None:
     """Start the stack in a new berth and wait until every service is healthy."""
@@ -79,13 +88,22 @@ def up(c: Context, json: bool = False, no_build: bool = False) -> None:
     if json:
         emit_json(info)
     else:
-        ports = [[svc, port, f"127.0.0.1:{host}"] for svc, m in sorted(info["ports"].items()) for port, host in m.items()]
-        table(f"berth {info['index']}: {info['project']} (ports {info['port_block'][0]}-{info['port_block'][1]})",
-              ["service", "container port", "address"], ports)
+        ports = [
+            [svc, port, f"127.0.0.1:{host}"] for svc, m in sorted(info["ports"].items()) for port, host in m.items()
+        ]
+        table(
+            f"berth {info['index']}: {info['project']} (ports {info['port_block'][0]}-{info['port_block'][1]})",
+            ["service", "container port", "address"],
+            ports,
+        )
 
 
-@task(help={"berth": "Which berth (default: the only stack of this project that is up).",
-            "all": "Take down every stack of this project that `up` started."})
+@task(
+    help={
+        "berth": "Which berth (default: the only stack of this project that is up).",
+        "all": "Take down every stack of this project that `up` started.",
+    }
+)
 @_front
 def down(c: Context, berth: int = -1, all: bool = False) -> None:
     """Tear the stack down (containers, networks, volumes) and release its berth."""
@@ -103,21 +121,45 @@ def status(c: Context, json: bool = False) -> None:
     settings = load_settings()
     rows = list(BerthPool(settings).statuses())
     if json:
-        emit_json([{
-            "index": s.index, "state": s.state.value, "project": s.project,
-            "port_block": [s.port_block.start, s.port_block.stop - 1],
-            "holder": s.record.__dict__ if s.record else None, "reason": s.reason,
-        } for s in rows])
+        emit_json(
+            [
+                {
+                    "index": s.index,
+                    "state": s.state.value,
+                    "project": s.project,
+                    "port_block": [s.port_block.start, s.port_block.stop - 1],
+                    "holder": s.record.__dict__ if s.record else None,
+                    "reason": s.reason,
+                }
+                for s in rows
+            ]
+        )
         return
-    table(f"berths in {settings.lock_dir}", ["berth", "state", "project", "ports", "holder / reason"], [
-        [s.index, s.state.value, s.project, f"{s.port_block.start}-{s.port_block.stop - 1}",
-         (s.record.describe() if s.record else "") + (f" {s.reason}" if s.reason else "")]
-        for s in rows if s.state is not State.FREE or s.index < 4
-    ])
+    table(
+        f"berths in {settings.lock_dir}",
+        ["berth", "state", "project", "ports", "holder / reason"],
+        [
+            [
+                s.index,
+                s.state.value,
+                s.project,
+                f"{s.port_block.start}-{s.port_block.stop - 1}",
+                (s.record.describe() if s.record else "") + (f" {s.reason}" if s.reason else ""),
+            ]
+            for s in rows
+            if s.state is not State.FREE or s.index < 4
+        ],
+    )
 
 
-@task(help={"services": "Comma-separated services (default: all).", "follow": "Keep streaming.",
-            "tail": "Only the last N lines of each.", "berth": "Which berth (default: the only one up)."})
+@task(
+    help={
+        "services": "Comma-separated services (default: all).",
+        "follow": "Keep streaming.",
+        "tail": "Only the last N lines of each.",
+        "berth": "Which berth (default: the only one up).",
+    }
+)
 @_front
 def logs(c: Context, services: str = "", follow: bool = False, tail: str = "", berth: int = -1) -> None:
     """Show the logs of the stack's services (secrets masked)."""
@@ -140,8 +182,10 @@ def refresh(c: Context, services: str = "", berth: int = -1) -> None:
     _stack_of(berth).refresh(*_services(services))
 
 
-@task(name="exec", help={"service": "The service to run in.", "command": "The command line to run.",
-                         "berth": "Which berth."})
+@task(
+    name="exec",
+    help={"service": "The service to run in.", "command": "The command line to run.", "berth": "Which berth."},
+)
 @_front
 def exec_(c: Context, service: str, command: str, berth: int = -1) -> None:
     """Run a command inside a service's container."""
@@ -175,9 +219,13 @@ def validate(c: Context, quick: bool = False) -> None:
         raise Exit(f"dockyard: {len(failed)} check(s) failed", code=int(failed[0].exit_code))
 
 
-@task(help={"dry_run": "List what would be removed, remove nothing.",
-            "older_than": "Also remove this pool's resources older than this (e.g. 30m, 2h, 1d), held or not.",
-            "all": "Remove every dockyard-labelled resource of this pool (lock_dir), held or not."})
+@task(
+    help={
+        "dry_run": "List what would be removed, remove nothing.",
+        "older_than": "Also remove this pool's resources older than this (e.g. 30m, 2h, 1d), held or not.",
+        "all": "Remove every dockyard-labelled resource of this pool (lock_dir), held or not.",
+    }
+)
 @_front
 def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool = False) -> None:
     """Remove dockyard-labelled resources whose lease is over, and clear stale lease records."""
@@ -191,8 +239,10 @@ def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool =
     # --all / --older-than take held resources too: only this pool's, never the live stacks of
     # another pool (another lock_dir, e.g. another user's). Orphans go wherever they come from.
     pool = [r for r in found if Path(r.labels.get("dockyard.lock", "")).parent == settings.lock_dir]
-    doomed = [*select_for_cleanup(pool, older_than=age, everything=all),
-              *select_for_cleanup([r for r in found if r not in pool], older_than=None, everything=False)]
+    doomed = [
+        *select_for_cleanup(pool, older_than=age, everything=all),
+        *select_for_cleanup([r for r in found if r not in pool], older_than=None, everything=False),
+    ]
     for res in doomed:
         print(f"{'would remove' if dry_run else 'removing'} {res}")
     stale = [s for s in BerthPool(settings).statuses() if s.state is State.STALE]
@@ -204,8 +254,10 @@ def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool =
             print(f"could not remove {problem}", file=sys.stderr)
         if problems:
             raise Exit(code=1)
-    say(f"{len(doomed)} resource(s) {'to remove' if dry_run else 'removed'}, "
-        f"{len(stale)} stale lease record(s) {'to clear' if dry_run else 'cleared'}")
+    say(
+        f"{len(doomed)} resource(s) {'to remove' if dry_run else 'removed'}, "
+        f"{len(stale)} stale lease record(s) {'to clear' if dry_run else 'cleared'}"
+    )
 
 
 @task
@@ -235,4 +287,3 @@ def run(c: Context, no_up: bool = False) -> None:
 
 
 namespace = Collection(up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run)
-
