@@ -54,8 +54,13 @@ class Resource:
     def orphaned(self) -> bool:
         """Whether the lease that created it is over."""
         lock = self.labels.get("dockyard.lock")
-        if not lock or not lock_is_held(Path(lock)):
+        if not lock:
             return True
+        try:
+            if not lock_is_held(Path(lock)):
+                return True
+        except PermissionError:
+            return False  # another user's private pool: not ours to judge, never ours to remove
         try:
             record = read_record(Path(lock).with_suffix(".json"))
         except CorruptRecord:

@@ -163,10 +163,17 @@ class Stack:
                 f"starting {self.project} on ports {self.berth.port_block.start}-{self.berth.port_block.stop - 1}"
             )
             try:
-                self.compose.compose.up(detach=True, no_build=True, quiet=True)
+                # --wait-timeout bounds compose's own wait on `depends_on: service_healthy`,
+                # which would otherwise block for as long as a dependency stays "starting".
+                self.compose.compose.up(
+                    detach=True, no_build=True, quiet=True, wait=True, wait_timeout=int(self.settings.health_timeout)
+                )
             except DockerException as exc:
                 # Compose gives up when a dependency turns unhealthy; explain with the evidence.
-                self._fail(f"`docker compose up` failed: {self._stderr_tail(exc)}")
+                states = {s.service: s for s in self.ps()}
+                failed = [n for n, s in states.items() if s.failed] or [n for n, s in states.items() if not s.ready]
+                reason = ", ".join(f"service {n!r} {self._why(states[n])}" for n in failed)
+                self._fail(reason or f"`docker compose up` failed: {self._stderr_tail(exc)}", failed)
             self.wait_healthy()
         except StackUnhealthy:
             raise
@@ -195,10 +202,11 @@ class Stack:
                 )
             time.sleep(_POLL)
 
-    @staticmethod
-    def _why(state: ServiceState) -> str:
+    def _why(self, state: ServiceState) -> str:
         if state.health == "unhealthy":
             return "is unhealthy"
+        if state.health == "starting":
+            return f"did not become healthy within {self.settings.health_timeout:g}s (health_timeout)"
         if state.state == "exited":
             return f"exited with code {state.exit_code} during start"
         return f"is {state.state}"
