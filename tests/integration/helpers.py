@@ -57,8 +57,13 @@ def leftovers(prefix: str) -> list[tuple[str, str, str]]:
         command = {"container": ["ps", "-a"], "network": ["network", "ls"], "volume": ["volume", "ls"]}[kind]
         for label in ("dockyard.managed", "com.docker.compose.project"):
             # Labels come with the listing: inspecting afterwards races with other tests' removals.
-            listing = docker(*command, "--filter", f"label={label}",
-                             "--format", fields.replace(".ID", ".Name") if kind == "volume" else fields)
+            listing = docker(
+                *command,
+                "--filter",
+                f"label={label}",
+                "--format",
+                fields.replace(".ID", ".Name") if kind == "volume" else fields,
+            )
             for line in listing.splitlines():
                 rid, dockyard_project, compose_project = line.split("\t")
                 project = dockyard_project or compose_project
@@ -106,8 +111,15 @@ class Project:
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """``dockyard ARGS`` in the project directory."""
-        return subprocess.run([str(DOCKYARD), *args], cwd=self.root, env=env or clean_env(), capture_output=True,
-                              text=True, check=False, timeout=180)
+        return subprocess.run(
+            [str(DOCKYARD), *args],
+            cwd=self.root,
+            env=env or clean_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=180,
+        )
 
 
 @dataclass

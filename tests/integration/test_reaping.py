@@ -55,16 +55,24 @@ def kill_during_up(project: Project) -> int:
     compose_project = settings.project_name(0)
     log = project.root / "session.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-c", SESSION, str(project.root)], cwd=project.root,
-                                env=clean_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SESSION, str(project.root)],
+            cwd=project.root,
+            env=clean_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def containers_created() -> bool:
         if proc.poll() is not None:
             raise AssertionError(f"the session ended by itself ({proc.returncode}):\n{log.read_text()}")
         if not record.exists():
             return False
-        states = {c["Config"]["Labels"]["com.docker.compose.service"]: c["State"]["Status"]
-                  for c in inspect("container", ids("container", f"com.docker.compose.project={compose_project}"))}
+        states = {
+            c["Config"]["Labels"]["com.docker.compose.service"]: c["State"]["Status"]
+            for c in inspect("container", ids("container", f"com.docker.compose.project={compose_project}"))
+        }
         return states == {"first": "running", "second": "created"}  # compose waits for `first`
 
     try:
