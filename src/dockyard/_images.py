@@ -98,12 +98,19 @@ def debian_mirror() -> str:
     )
 
 
-def bootstrap_base(client: DockerClient, base: str, progress: Progress) -> str:
-    """A local stand-in for ``base`` (e.g. debian:bookworm-slim), made with debootstrap."""
+def bootstrap_base(client: DockerClient, base: str, lock_dir: Path, progress: Progress) -> str:
+    """A local stand-in for ``base`` (e.g. debian:bookworm-slim), made with debootstrap once."""
     suite = re.sub(r"[-:].*$", "", base.split(":", 1)[-1]) if ":" in base else "bookworm"
     tag = f"dockyard/debian:{suite}-minbase"
     if _image_digest(client, tag) is not None:
         return tag
+    with FileLock(lock_dir / f"bootstrap-{suite}.lock", mode=0o600, thread_local=False):
+        if _image_digest(client, tag) is None:  # another session may have made it meanwhile
+            _debootstrap(base, suite, tag, progress)
+    return tag
+
+
+def _debootstrap(base: str, suite: str, tag: str, progress: Progress) -> None:
     if shutil.which("debootstrap") is None:
         raise DockyardError(
             f"base image {base} cannot be pulled and debootstrap is not installed to build a stand-in",
@@ -131,7 +138,6 @@ def bootstrap_base(client: DockerClient, base: str, progress: Progress) -> str:
             )
         if imported.returncode != 0:
             raise DockyardError(f"docker import of {tag} failed: {imported.stderr.strip()[-300:]}")
-    return tag
 
 
 def _slim(rootfs: Path) -> None:
@@ -157,7 +163,9 @@ def _resolve_base(client: DockerClient, spec: BuildSpec, settings: Settings, pro
     base = spec.args.get(settings.base_image_arg)
     if not base or _available(client, base):
         return spec
-    return replace(spec, args={**spec.args, settings.base_image_arg: bootstrap_base(client, base, progress)})
+    return replace(
+        spec, args={**spec.args, settings.base_image_arg: bootstrap_base(client, base, settings.lock_dir, progress)}
+    )
 
 
 def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, progress: Progress) -> None:
