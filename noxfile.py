@@ -43,10 +43,13 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def integration(session: nox.Session) -> None:
-    """dockyard against the real Docker engine (its own throwaway stacks)."""
+    """dockyard against the real Docker engine: its own throwaway stacks, then the infra services."""
     _install(session)
     _docker_ready(session)
     session.run("pytest", "tests/integration", "-n", "2", *session.posargs)
+    # The demo's infra services alone (PostgreSQL + Redis), in a berth of their own.
+    infra = {"DOCKYARD_COMPOSE_FILES": "compose/infra.yml"}
+    session.run("dockyard", "run", "--", "pytest", "tests/infra", *session.posargs, env=infra)
 
 
 @nox.session

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from ._fresh import FreshState
     from ._settings import Settings
     from ._stack import Stack
 
 _STARTED = pytest.StashKey[float]()
 _STACK = pytest.StashKey["Stack"]()
+_FRESH = pytest.StashKey["FreshState"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,6 +46,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="Skip tests that need Docker when it is unavailable (default: fail with the reason).",
+    )
+    group.addoption(
+        "--dockyard-share",
+        action="store_true",
+        default=False,
+        help="xdist workers share the stack handed down by `dockyard run` (each worker gets its own "
+        "database and Redis db from `dockyard_fresh`) instead of a berth each.",
     )
     group.addoption(
         "--dockyard-root",
@@ -69,8 +78,10 @@ def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> 
 
     skip_missing = pytestconfig.getoption("dockyard_skip_missing") or dockyard_settings.skip_missing_docker
     try:
-        # An xdist worker always takes its own berth: workers must not share state.
-        handed = None if os.environ.get("PYTEST_XDIST_WORKER") else handed_down(dockyard_settings)
+        # An xdist worker takes its own berth, so workers share no state, unless sharing is
+        # asked for (then `dockyard_fresh` gives each worker its own database instead).
+        share = pytestconfig.getoption("dockyard_share") or not os.environ.get("PYTEST_XDIST_WORKER")
+        handed = handed_down(dockyard_settings) if share else None
         if handed is not None:
             pytestconfig.stash[_STACK] = handed
             yield handed
@@ -88,6 +99,35 @@ def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> 
 def service_url(dockyard_stack: Stack) -> Callable[..., str]:
     """``service_url(service, container_port, scheme="http")`` of the running stack."""
     return dockyard_stack.url
+
+
+@pytest.fixture(scope="session")
+def _dockyard_fresh_session(dockyard_stack: Stack, pytestconfig: pytest.Config) -> Iterator[FreshState]:
+    from ._fresh import FreshState  # noqa: PLC0415
+
+    shared = pytestconfig.getoption("dockyard_share") and os.environ.get("PYTEST_XDIST_WORKER")
+    fresh = FreshState(dockyard_stack, worker=os.environ.get("PYTEST_XDIST_WORKER") if shared else None)
+    fresh.snapshot()
+    pytestconfig.stash[_FRESH] = fresh
+    yield fresh
+    fresh.close()
+
+
+@pytest.fixture
+def dockyard_fresh(_dockyard_fresh_session: FreshState) -> FreshState:
+    """Fresh state for this test: PostgreSQL restored from its post-start template, Redis flushed.
+
+    ``.dsn`` and ``.redis_url`` point at this test's database (per worker when sharing a stack).
+    """
+    _dockyard_fresh_session.reset()
+    return _dockyard_fresh_session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Report what per-test fresh state cost."""
+    fresh = config.stash.get(_FRESH, None)
+    if fresh is not None:
+        terminalreporter.write_line(f"dockyard: {fresh.summary()}")
 
 
 @pytest.hookimpl(tryfirst=True)

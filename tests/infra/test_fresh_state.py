@@ -1,0 +1,57 @@
+"""Per-test fresh state against the real infra services (PostgreSQL + Redis, no app).
+
+Run through a berth with only the infra compose file, e.g.
+``DOCKYARD_COMPOSE_FILES=compose/infra.yml dockyard run -- pytest tests/infra``.
+The tests run in file order: each writes, the next one checks that nothing of it is left.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+import redis
+
+from dockyard._fresh import FreshState
+
+pytestmark = pytest.mark.docker
+
+
+def _rows(fresh: FreshState) -> list[str]:
+    with psycopg.connect(fresh.dsn) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS scratch (value text)")
+        return [row[0] for row in conn.execute("SELECT value FROM scratch ORDER BY value")]
+
+
+def test_first_test_writes_rows_and_keys(dockyard_fresh: FreshState) -> None:
+    assert _rows(dockyard_fresh) == []
+    with psycopg.connect(dockyard_fresh.dsn) as conn:
+        conn.execute("INSERT INTO scratch VALUES ('left-by-first')")
+    client = redis.Redis.from_url(dockyard_fresh.redis_url)
+    client.set("left-by-first", "1")
+    assert client.dbsize() == 1
+    client.close()
+    assert _rows(dockyard_fresh) == ["left-by-first"]
+
+
+def test_next_test_sees_none_of_it(dockyard_fresh: FreshState) -> None:
+    assert _rows(dockyard_fresh) == []
+    client = redis.Redis.from_url(dockyard_fresh.redis_url)
+    assert client.get("left-by-first") is None
+    assert client.dbsize() == 0
+    client.close()
+
+
+def test_schema_from_before_the_snapshot_survives(dockyard_fresh: FreshState) -> None:
+    """Tables that existed at snapshot time (the migrations) are in every fresh database."""
+    with psycopg.connect(dockyard_fresh.dsn) as conn:
+        names = {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+    assert dockyard_fresh.template in names
+
+
+@pytest.mark.parametrize("round_", range(40))
+def test_reset_is_cheap(dockyard_fresh: FreshState, round_: int) -> None:
+    """Many resets, so the end-of-run summary reports a meaningful median."""
+    with psycopg.connect(dockyard_fresh.dsn) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS scratch (value text)")
+        assert conn.execute("SELECT count(*) FROM scratch").fetchone() == (0,)
+        conn.execute("INSERT INTO scratch VALUES (%s)", (f"round-{round_}",))
