@@ -42,6 +42,7 @@ def acquire_berth(
     settings = settings or load_settings()
     berth = BerthPool(settings).acquire(timeout=timeout, reaper=_docker_reaper)
     try:
+        berth.watch()
         if with_ports:
             model = ComposeModel.load(settings, berth.project)
             for (service, target, _proto), host in model.port_map(berth.port_block).items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import stat
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -106,6 +107,14 @@ class Berth:
     stale: LeaseRecord | None = None
     ports: dict[str, dict[int, int]] = field(default_factory=dict)
     _lock: FileLock | None = field(default=None, repr=False)
+    _watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def watch(self) -> None:
+        """Start a watchdog that reaps this lease's stack if this process dies holding it."""
+        from ._watchdog import start  # noqa: PLC0415 - only Docker-using holders want one
+
+        if self._watchdog is None:
+            self._watchdog = start(self.lock_path, self.record.lease_id)
 
     @property
     def record_path(self) -> Path:
@@ -121,6 +130,10 @@ class Berth:
         """Drop the lease record, then the lock. Idempotent."""
         if self._lock is None:
             return
+        if self._watchdog is not None:  # a clean release: the watchdog has nothing to do
+            self._watchdog.terminate()
+            self._watchdog.wait()
+            self._watchdog = None
         remove_record(self.record_path)
         self._lock.release(force=True)
         self._lock = None

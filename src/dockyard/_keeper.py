@@ -32,6 +32,7 @@ def main(root: str, build: str) -> int:
         print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
         return int(exc.exit_code)
     try:
+        berth.watch()
         stack = Stack(settings, berth, progress=lambda msg: print(json.dumps({"progress": msg}), flush=True))
         stack.up(build=build == "build")
         print(json.dumps({"berth": stack.describe()}), flush=True)

@@ -6,6 +6,7 @@ the lock; pytest (a child) finds the berth in ``DOCKYARD_BERTH`` and uses the ru
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -19,6 +20,15 @@ from ._errors import DockyardError
 from ._output import say, table
 from ._settings import Settings
 from ._stack import Stack
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if we are SIGKILLed, so no test keeps running on a reaped stack."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class _Terminated(Exception):
@@ -41,6 +51,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
         berth = BerthPool(settings).acquire(reaper=_docker_reaper)
         timings["acquire"] = time.monotonic() - t0
         try:
+            berth.watch()
             stack = Stack(settings, berth, progress=say)
             if berth.stale is not None:
                 say(f"berth {berth.index}: reaped what pid {berth.stale.pid} left behind")
@@ -50,7 +61,11 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
                 timings["up"] = time.monotonic() - t0
             try:
                 t0 = time.monotonic()
-                child = subprocess.Popen(list(command), env={**os.environ, **hand_down(stack)})
+                child = subprocess.Popen(
+                    list(command),
+                    env={**os.environ, **hand_down(stack)},
+                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads here; prctl is async-signal-safe
+                )
                 code = child.wait()
                 timings["run"] = time.monotonic() - t0
             finally:
