@@ -18,8 +18,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import IO, cast
@@ -27,7 +27,7 @@ from typing import IO, cast
 import docker.errors
 from docker import DockerClient
 from docker.utils.build import exclude_paths, tar
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from ._berth import ensure_lock_dir
 from ._compose import BuildSpec
@@ -104,7 +104,7 @@ def bootstrap_base(client: DockerClient, base: str, lock_dir: Path, progress: Pr
     tag = f"dockyard/debian:{suite}-minbase"
     if _image_digest(client, tag) is not None:
         return tag
-    with FileLock(lock_dir / f"bootstrap-{suite}.lock", mode=0o600, thread_local=False):
+    with _exclusive(lock_dir / f"bootstrap-{suite}.lock", f"{tag} is being bootstrapped by another session", progress):
         if _image_digest(client, tag) is None:  # another session may have made it meanwhile
             _debootstrap(base, suite, tag, progress)
     return tag
@@ -199,6 +199,21 @@ def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, p
             )
 
 
+@contextmanager
+def _exclusive(path: Path, busy: str, progress: Progress) -> Iterator[None]:
+    """Hold the lock at ``path``, saying so when another session has it first."""
+    lock = FileLock(path, mode=0o600, thread_local=False, preserve_lock_file=True)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        progress(f"waiting: {busy}")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release(force=True)
+
+
 def ensure_images(
     client: DockerClient,
     specs: list[BuildSpec],
@@ -217,7 +232,9 @@ def ensure_images(
             result[spec.image] = "cached"
             continue
         name = hashlib.sha256(spec.image.encode()).hexdigest()[:12]
-        with FileLock(settings.lock_dir / f"build-{name}.lock", mode=0o600, thread_local=False):
+        with _exclusive(
+            settings.lock_dir / f"build-{name}.lock", f"{spec.image} is being built by another session", progress
+        ):
             # Another session may have built it while we waited for the lock.
             if not no_cache and _image_digest(client, spec.image) == digest:
                 result[spec.image] = "cached"
