@@ -81,6 +81,21 @@ class ComposeModel:
         """Service name -> effective service config."""
         return dict(self.config.get("services", {}))
 
+    def start_levels(self) -> list[list[str]]:
+        """Services grouped so that each group depends only on earlier groups (depends_on)."""
+        services = self.services
+        level: dict[str, int] = {}
+
+        def depth(name: str, seen: frozenset[str] = frozenset()) -> int:
+            if name not in level:
+                deps = [d for d in (services[name].get("depends_on") or {}) if d in services and d not in seen]
+                level[name] = 1 + max((depth(d, seen | {name}) for d in deps), default=-1)
+            return level[name]
+
+        for name in services:
+            depth(name)
+        return [sorted(n for n in services if level[n] == i) for i in range(max(level.values(), default=-1) + 1)]
+
     def published(self) -> list[PublishedPort]:
         """Every (service, container port, protocol) the stack publishes."""
         return [
