@@ -47,8 +47,10 @@ class ServiceState:
 
     @property
     def ready(self) -> bool:
-        """Running and healthy (or running without a health check)."""
-        return self.state == "running" and self.health in ("healthy", "")
+        """Running and healthy (or running without a health check), or a one-shot that succeeded."""
+        return (self.state == "running" and self.health in ("healthy", "")) or (
+            self.state == "exited" and self.exit_code == 0
+        )
 
     @property
     def failed(self) -> bool:
@@ -187,14 +189,25 @@ class Stack:
         """Start the created containers of ``services`` through the engine API."""
         api = preflight().api
         rows = api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
-        ids = [
-            r["Id"]
+        todo = {
+            r["Id"]: r["Labels"].get("com.docker.compose.service", "?")
             for r in rows
             if r["Labels"].get("com.docker.compose.service") in services and r["State"] != "running"
-        ]
+        }
+
+        def start(container_id: str) -> tuple[str, str] | None:
+            try:
+                api.start(container_id)
+            except docker.errors.APIError as exc:
+                return todo[container_id], str(exc.explanation or exc)
+            return None
+
         # The engine takes ~0.3-0.5 s per start (network attach, port proxies): start them together.
-        with ThreadPoolExecutor(max_workers=max(1, len(ids))) as pool:
-            list(pool.map(api.start, ids))
+        with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+            problems = [p for p in pool.map(start, todo) if p]
+        if problems:
+            reason = "; ".join(f"service {service!r} could not start: {why}" for service, why in problems)
+            self._fail(reason, sorted({service for service, _ in problems}))
 
     def wait_healthy(self, services: Sequence[str] = (), timeout: float | None = None) -> None:
         """Poll to a deadline until ``services`` (default all) are ready; fail on the first failure.
