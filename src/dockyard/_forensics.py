@@ -48,8 +48,10 @@ def log_tail(container: Container, lines: int = LOG_TAIL) -> str:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) private to the user."""
-    path.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` private to the user, and the parents it lacks (the artifacts dir) as well."""
+    # Only what is created here is made private: an existing parent may be a shared one (/tmp).
+    for missing in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        missing.mkdir(mode=0o700, exist_ok=True)
     os.chmod(path, 0o700)
     return path
 

@@ -75,7 +75,8 @@ class Resource:
 
 def find(client: DockerClient, **label_filters: str) -> list[Resource]:
     """Every dockyard-labelled resource, optionally narrowed by more ``label=value`` pairs."""
-    labels = [MANAGED, *(f"{k}={v}" for k, v in label_filters.items())]
+    # `=true`, not the bare key: `dockyard.managed=false` is a look-alike, and `cleanup` said it removed one.
+    labels = [f"{MANAGED}=true", *(f"{k}={v}" for k, v in label_filters.items())]
     found = [
         Resource("container", c["Id"], c["Names"][0].lstrip("/"), c["Labels"] or {})
         for c in client.api.containers(all=True, filters={"label": labels})

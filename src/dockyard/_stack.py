@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from ._reaper import find, labels_for, remove
 from ._settings import Settings
 
 _POLL = 0.1  # seconds between looks at the containers' state while waiting to a deadline
+_DEFERRED = (signal.SIGINT, signal.SIGTERM)  # what may not cut a teardown short
 Progress = Callable[[str], None]
 
 
@@ -328,14 +332,21 @@ class Stack:
         )
 
     def down(self) -> None:
-        """Remove containers, networks, volumes and orphans; then sweep anything of this lease left."""
-        try:
-            self.compose.compose.down(remove_orphans=True, volumes=True, timeout=self.settings.stop_timeout, quiet=True)
-        except DockerException as exc:
-            self.progress(f"compose down of {self.project} failed ({self._stderr_tail(exc)}); removing by label")
-        client = preflight()
-        remove(client, find(client, **{"dockyard.lease": self.berth.record.lease_id}))
-        self.override_path.unlink(missing_ok=True)
+        """Remove containers, networks, volumes and orphans; then sweep anything of this lease left.
+
+        SIGINT/SIGTERM arriving meanwhile are held until the sweep is done, then delivered: the
+        lease is released right after a teardown, so one cut short leaked the stack for good.
+        """
+        with _signals_deferred():
+            try:
+                self.compose.compose.down(
+                    remove_orphans=True, volumes=True, timeout=self.settings.stop_timeout, quiet=True
+                )
+            except DockerException as exc:
+                self.progress(f"compose down of {self.project} failed ({self._stderr_tail(exc)}); removing by label")
+            client = preflight()
+            remove(client, find(client, **{"dockyard.lease": self.berth.record.lease_id}))
+            self.override_path.unlink(missing_ok=True)
 
     def stop(self, *services: str) -> None:
         """Stop ``services`` (they keep their state)."""
@@ -368,9 +379,23 @@ class Stack:
         self, services: Sequence[str] = (), *, follow: bool = False, tail: str | None = None, since: str | None = None
     ) -> Iterator[str]:
         """Log lines of ``services`` (default all), secrets masked."""
-        stream = self.compose.compose.logs(list(services), follow=follow, tail=tail, since=since, stream=True)
-        for _source, chunk in stream:
-            yield self.redact(chunk.decode("utf-8", "replace"))
+        cmd = [*compose_command(self.settings, self.project, [self.override_path]), "logs", "--no-color"]
+        if follow:
+            cmd.append("--follow")
+        if tail:
+            cmd += ["--tail", tail]
+        if since:
+            cmd += ["--since", since]
+        # Our own process rather than python-on-whales' stream: a reader that stops early
+        # must not leave `docker compose logs` running behind it.
+        with subprocess.Popen(
+            [*cmd, *services], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        ) as proc:
+            try:
+                for line in proc.stdout or ():
+                    yield self.redact(line.decode("utf-8", "replace"))
+            finally:
+                proc.terminate()
 
     def exec(self, service: str, command: Sequence[str], *, tty: bool = False) -> int:
         """Run ``command`` in ``service``'s container; its exit code."""
@@ -396,6 +421,23 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.down()
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the block; deliver the first one that came once it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers, and only it runs them
+        return
+    pending: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: pending.append(signum)) for sig in _DEFERRED}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def _listening(info: dict[str, Any]) -> bool:

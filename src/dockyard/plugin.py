@@ -31,7 +31,7 @@ import pytest
 if TYPE_CHECKING:
     from ._fresh import FreshState
     from ._settings import Settings
-    from ._stack import Stack
+    from ._stack import ServiceState, Stack
 
 _STARTED = pytest.StashKey[float]()
 _STACK = pytest.StashKey["Stack"]()
@@ -147,15 +147,27 @@ def pytest_runtest_makereport(
     if report.failed and call.when == "call" and stack is not None and "dockyard_stack" in _closure(item, fixtures):
         since = item.stash.get(_STARTED, time.time()) - 1
         try:
-            text = "".join(stack.logs(since=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since)) + "Z"))
+            # A service that died during the test is the likeliest cause: name it before the logs.
+            text = "".join(f"dockyard: service {s.service!r} {_why_down(s)}\n" for s in stack.ps() if not s.ready)
+            text += "".join(stack.logs(since=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since)) + "Z"))
         except Exception as exc:  # noqa: BLE001 - a report hook must never mask the test's own failure
             text = f"(could not collect logs: {exc})"
         report.sections.append(("dockyard: service logs since the test started", text))
+        from ._forensics import private_dir  # noqa: PLC0415 - see module docstring
+
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[-150:]
-        directory = stack.settings.artifacts_dir / "tests"
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / f"{safe}.log").write_text(text)
+        # Private like every artifact: service logs can hold what the masking does not know.
+        directory = private_dir(stack.settings.artifacts_dir / "tests")
+        fd = os.open(directory / f"{safe}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
     return report
+
+
+def _why_down(state: ServiceState) -> str:
+    if state.state == "exited":
+        return f"exited with code {state.exit_code} during the test"
+    return "is unhealthy" if state.health == "unhealthy" else f"is {state.state} ({state.health or 'no health check'})"
 
 
 def _closure(item: pytest.Item, names: Iterator[str] | tuple[str, ...] | list[str]) -> list[str]:
