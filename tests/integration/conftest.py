@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from .helpers import Projects, leftovers, remove
+from .helpers import Projects, ensure_base_image, leftovers, remove
+
+
+@pytest.fixture(scope="session", autouse=True)
+def base_image() -> str:
+    """The image every test stack runs, bootstrapped on a fresh engine (once, under a lock)."""
+    return ensure_base_image()
 
 
 @pytest.fixture

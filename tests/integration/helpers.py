@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,21 @@ from typing import Any
 
 import dockyard
 
-IMAGE = "dockyard-base:bookworm"  # the only image on the machine; nothing can be pulled
+# Nothing can be pulled here: test stacks use the Debian base dockyard bootstraps itself
+# (debootstrap + docker import), made once per engine by `ensure_base_image`.
+IMAGE = "dockyard/debian:bookworm-minbase"
+
+
+def ensure_base_image() -> str:
+    """Make sure ``IMAGE`` exists (bootstrapping it, once per engine, if not)."""
+    from dockyard._engine import sdk  # noqa: PLC0415 - only Docker tests need the engine
+    from dockyard._images import bootstrap_base  # noqa: PLC0415
+
+    lock_dir = Path(tempfile.gettempdir()) / f"dockyard-tests-{os.getuid()}"
+    lock_dir.mkdir(mode=0o700, exist_ok=True)
+    return bootstrap_base(sdk(), "debian:bookworm-slim", lock_dir, lambda _msg: None)
+
+
 DOCKYARD = Path(sys.executable).parent / "dockyard"  # the console script of this venv
 TOKEN = secrets.token_hex(2)  # keeps prefixes of concurrent runs on one host apart
 KINDS = ("container", "network", "volume")
