@@ -7,12 +7,15 @@ the lock; pytest (a child) finds the berth in ``DOCKYARD_BERTH`` and uses the ru
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ._api import _docker_reaper, hand_down
 from ._berth import BerthPool
@@ -20,6 +23,11 @@ from ._errors import DockyardError
 from ._output import say, table
 from ._settings import Settings
 from ._stack import Stack
+
+# Where `dockyard run` writes what it held (berth, ports, timings, exit code) as JSON, for the
+# process that started it: `dockyard parallel` reads one per shard. Written first when the
+# stack is up (exit code null), again at the end.
+REPORT_ENV = "DOCKYARD_RUN_REPORT"
 
 
 def _die_with_parent() -> None:
@@ -39,6 +47,23 @@ def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
     raise _Terminated(signum)
 
 
+def _write_report(stack: Stack, timings: Mapping[str, float], code: int | None, held_since: float) -> None:
+    """Write the run report when ``DOCKYARD_RUN_REPORT`` names a file (``code`` None: running)."""
+    path = os.environ.get(REPORT_ENV)
+    if not path:
+        return
+    # "held" (wall-clock times) lets the reader tell a berth reused later from one shared at once.
+    report: dict[str, Any] = {
+        **stack.describe(),
+        "timings": {k: round(v, 3) for k, v in timings.items()},
+        "exit_code": code,
+        "held": [held_since, None if code is None else time.time()],
+    }
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    tmp.replace(path)  # the reader polls for the file: it must never see half of it
+
+
 def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
     """Run ``command`` with a berth (and, with ``up``, the stack) held; its exit code."""
     if not command:
@@ -50,6 +75,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
         t0 = time.monotonic()
         berth = BerthPool(settings).acquire(reaper=_docker_reaper)
         timings["acquire"] = time.monotonic() - t0
+        held_since = time.time()
         try:
             berth.watch()
             stack = Stack(settings, berth, progress=say)
@@ -59,11 +85,13 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
                 t0 = time.monotonic()
                 stack.up()
                 timings["up"] = time.monotonic() - t0
+            _write_report(stack, timings, None, held_since)
             try:
                 t0 = time.monotonic()
                 child = subprocess.Popen(
                     list(command),
-                    env={**os.environ, **hand_down(stack)},
+                    # The report is ours to write: a nested `dockyard run` must not overwrite it.
+                    env={**{k: v for k, v in os.environ.items() if k != REPORT_ENV}, **hand_down(stack)},
                     preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads here; prctl is async-signal-safe
                 )
                 code = child.wait()
@@ -76,6 +104,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
                     t0 = time.monotonic()
                     stack.down()
                     timings["down"] = time.monotonic() - t0
+            _write_report(stack, timings, code, held_since)
             ports = ", ".join(f"{s}:{c}->{h}" for s, m in sorted(berth.ports.items()) for c, h in sorted(m.items()))
             table(
                 "dockyard run",

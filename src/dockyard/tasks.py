@@ -33,6 +33,7 @@ from ._output import emit_json, say, table
 from ._reaper import find, parse_duration, remove, select_for_cleanup
 from ._runner import run as run_command
 from ._settings import load_settings
+from ._shards import choose_shards, run_shards
 from ._stack import Stack
 from ._validate import checklist
 
@@ -286,4 +287,23 @@ def run(c: Context, no_up: bool = False) -> None:
         raise Exit(code=code)
 
 
-namespace = Collection(up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run)
+@task(
+    help={
+        "shards": "Shards to run at once, each in its own berth (default: cores + 1, capped by memory / 2 GiB "
+        "and max_berths).",
+        "shard": "Run only shard K of N (`K/N`) of the same split, e.g. one CI matrix job per shard.",
+        "junit": "Where to write the merged JUnit XML (default: .dockyard/junit.xml under the project root).",
+    },
+    auto_shortflags=False,  # invoke would make --shard `-h`, shadowing --help
+)
+@_front
+def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "") -> None:
+    """Run pytest with the arguments after `--` as parallel shards split by recorded durations."""
+    settings = load_settings()
+    count, only = choose_shards(settings, shards, shard)
+    code = run_shards(settings, shlex.split(remainder.get()), count, only, Path(junit) if junit else None)
+    if code:
+        raise Exit(code=code)
+
+
+namespace = Collection(up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run, parallel)

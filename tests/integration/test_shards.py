@@ -1,0 +1,197 @@
+"""`dockyard parallel` against the real engine: shards at once, each in a berth of its own."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import Project, Projects, clean_env, compose, leftovers, service, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
+
+ONE_SERVICE = compose(service("app", ports=["80"]))
+
+# Every test waits until three berths have checked in, so the shards provably hold their
+# berths at the same time (and three distinct ones), however late one of them starts.
+INNER_TEST = """\
+import json
+import os
+import time
+from pathlib import Path
+
+RENDEZVOUS = Path(__file__).resolve().parent.parent / "rendezvous"
+
+
+def test_runs_in_a_berth_{n}():
+    berth = json.loads(os.environ["DOCKYARD_BERTH"])
+    assert berth["project"].startswith("{prefix}-")
+    assert berth["ports"]["app"]["80"] in range(berth["port_block"][0], berth["port_block"][1] + 1)
+    RENDEZVOUS.mkdir(exist_ok=True)
+    (RENDEZVOUS / berth["project"]).touch()
+    deadline = time.monotonic() + {wait}
+    while len(list(RENDEZVOUS.iterdir())) < {berths} and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert {fail} == 0
+"""
+
+
+def shard_project(make_project: Projects, name: str, port_range: str, *, berths: int, failing: int = 0) -> Project:
+    """A one-service project with six trivial test files under ``tests/``; test ``failing`` fails."""
+    project = make_project(name, port_range, ONE_SERVICE)
+    tests = project.root / "tests"
+    tests.mkdir()
+    for n in range(1, 7):
+        text = INNER_TEST.format(n=n, prefix=project.prefix, berths=berths, wait=60 if berths > 1 else 0, fail=0)
+        if n == failing:
+            text = text.replace("assert 0 == 0", "assert 1 == 0, 'the failing test'")
+        (tests / f"test_{n}.py").write_text(text)
+    return project
+
+
+def inner_env() -> dict[str, str]:
+    """The environment without an outer berth, xdist worker or pytest options."""
+    return {k: v for k, v in clean_env().items() if not k.startswith("PYTEST_")}
+
+
+def parallel(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m dockyard parallel ARGS`` in the project."""
+    return subprocess.run(
+        [sys.executable, "-m", "dockyard", "parallel", *args],
+        cwd=project.root,
+        env=inner_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=200,
+    )
+
+
+def reports(project: Project) -> list[dict[str, Any]]:
+    """The `dockyard run` report of every shard of the latest run."""
+    latest = max((project.root / ".dockyard" / "shards").iterdir(), key=lambda p: p.stat().st_mtime)
+    return [json.loads(p.read_text()) for p in sorted(latest.glob("shard-*.json"))]
+
+
+def junit(project: Project) -> ET.Element:
+    """The merged JUnit XML."""
+    return ET.parse(project.root / ".dockyard" / "junit.xml").getroot()  # noqa: S314 - pytest's own output
+
+
+def test_three_shards_run_at_once_in_three_berths(make_project: Projects) -> None:
+    project = shard_project(make_project, "shards", "43000-43099", berths=3)
+    result = parallel(project, "--shards", "3", "--", "tests")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+
+    cases = junit(project).findall("testsuite/testcase")
+    assert sorted(c.get("name", "") for c in cases) == [f"test_runs_in_a_berth_{n}" for n in range(1, 7)]
+    assert all(c.find("failure") is None and c.find("error") is None for c in cases)
+
+    held = reports(project)
+    assert len(held) == 3
+    assert len({r["index"] for r in held}) == 3
+    assert len({r["project"] for r in held}) == 3
+    assert len({tuple(r["port_block"]) for r in held}) == 3
+    assert all(r["exit_code"] == 0 and r["timings"]["up"] > 0 for r in held)
+    assert len(list((project.root / "rendezvous").iterdir())) == 3  # every berth took part
+
+    assert "dockyard parallel" in result.stdout
+    rows = [re.split("[│┃]", line) for line in result.stdout.splitlines() if re.search("[│┃]", line)]
+    assert [row[1].strip() for row in rows] == ["shard", "1/3", "2/3", "3/3", "total"]
+    assert "6 tests over 3 shard(s), split by count" in result.stderr
+    assert "isolation check: 3 shard(s) held 3 distinct berth(s)" in result.stderr
+
+    durations = json.loads((project.root / ".dockyard" / "durations.json").read_text())
+    assert sorted(durations) == ["<stack up>", *(f"tests/test_{n}.py::test_runs_in_a_berth_{n}" for n in range(1, 7))]
+    assert durations["<stack up>"] > 0
+
+
+def test_one_shard_of_a_matrix_and_a_failing_test(make_project: Projects) -> None:
+    project = shard_project(make_project, "shardfail", "43100-43199", berths=1, failing=4)
+    ok = parallel(project, "--shard", "2/2", "--", "tests")  # count split: tests 2, 4, 6 -> shard 2
+    assert ok.returncode == 1, ok.stdout + ok.stderr
+    assert "shard 2/2 failed (exit 1); last lines of" in ok.stderr
+    assert "the failing test" in ok.stderr  # the tail of the shard's log
+    assert len(reports(project)) == 1
+    failures = junit(project).findall("testsuite/testcase/failure")
+    assert len(failures) == 1
+    assert len(junit(project).findall("testsuite/testcase")) == 3
+
+    # The whole run splits by the durations the first one recorded (for its half of the tests).
+    whole = parallel(project, "--shards", "2", "--", "tests")
+    assert whole.returncode == 1, whole.stdout + whole.stderr
+    assert "split by the durations of 3 of them" in whole.stderr
+    # (Six quick tests take less than a stack start: shard 2, started after shard 1's stack is
+    # up, may get none of them. Either way every test ran once.)
+    assert len(junit(project).findall("testsuite/testcase")) == 6
+    assert len(junit(project).findall("testsuite/testcase/failure")) == 1
+
+
+def test_a_bad_shard_is_refused_before_anything_starts(make_project: Projects) -> None:
+    project = shard_project(make_project, "shardbad", "43200-43299", berths=1)
+    result = parallel(project, "--shard", "3/2", "--", "tests")
+    assert result.returncode == 1
+    assert "--shard '3/2': K must be between 1 and N" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (project.root / ".dockyard").exists()
+
+
+STUCK_TEST = """\
+import json
+import os
+import time
+from pathlib import Path
+
+
+def test_takes_long_{n}():
+    berth = json.loads(os.environ["DOCKYARD_BERTH"])
+    rendezvous = Path(__file__).resolve().parent.parent / "rendezvous"
+    rendezvous.mkdir(exist_ok=True)
+    (rendezvous / berth["project"]).touch()
+    time.sleep(600)  # until `dockyard run` stops this pytest
+"""
+
+
+def test_sigterm_stops_every_shard_and_takes_their_stacks_down(make_project: Projects) -> None:
+    project = make_project("shardterm", "43300-43399", ONE_SERVICE)
+    (project.root / "tests").mkdir()
+    for n in (1, 2):
+        (project.root / "tests" / f"test_{n}.py").write_text(STUCK_TEST.format(n=n))
+    rendezvous = project.root / "rendezvous"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dockyard", "parallel", "--shards", "2", "--", "tests"],
+        cwd=project.root,
+        env=inner_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for("both shards' tests to run", lambda: len(list(rendezvous.glob("*"))) == 2, timeout=150)
+        assert len(leftovers(project.prefix)) > 0  # two stacks are up
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, out + err
+    assert "terminated: the shards were stopped" in err
+    assert "Traceback" not in err
+    assert leftovers(project.prefix) == []
+
+
+def test_python_m_dockyard_is_the_console_script(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dockyard", "--list"], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "parallel" in result.stdout.split()
