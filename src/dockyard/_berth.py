@@ -127,16 +127,20 @@ class Berth:
         return self._lock is not None and self._lock.is_locked
 
     def release(self) -> None:
-        """Drop the lease record, then the lock. Idempotent."""
+        """Drop the lease record, then the lock, then stand the watchdog down. Idempotent.
+
+        In this order a kill at any point leaves nothing behind: until the watchdog is told
+        to stand down it still reaps, and it finds the record gone and nothing labelled left.
+        """
         if self._lock is None:
             return
+        remove_record(self.record_path)
+        self._lock.release(force=True)
+        self._lock = None
         if self._watchdog is not None:  # a clean release: the watchdog has nothing to do
             self._watchdog.terminate()
             self._watchdog.wait()
             self._watchdog = None
-        remove_record(self.record_path)
-        self._lock.release(force=True)
-        self._lock = None
 
     def __enter__(self) -> Berth:
         return self
