@@ -11,7 +11,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["lint", "unit", "integration", "e2e"]
+nox.options.sessions = ["lint", "unit", "integration", "e2e", "chaos"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_external_run = True
 
@@ -62,9 +62,42 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(name="e2e-parallel")
 def e2e_parallel(session: nox.Session) -> None:
-    """The demo journeys on pytest-xdist workers, each worker in its own berth."""
+    """The demo journeys split into shards by recorded durations, each shard in its own berth.
+
+    `DOCKYARD_SHARDS=N` or `-- --shards N` sets the shard count (default: from cores, memory
+    and the pool); `-- --shard K/N` runs one shard of the split (a CI matrix job). Further
+    arguments go to pytest.
+    """
     _install(session)
     _docker_ready(session)
-    workers = os.environ.get("DOCKYARD_SHARDS", "3")
+    options = ["--shards", os.environ["DOCKYARD_SHARDS"]] if os.environ.get("DOCKYARD_SHARDS") else []
+    posargs = list(session.posargs)
+    while posargs[:1] in (["--shards"], ["--shard"]):  # dockyard's own options come first
+        options, posargs = [*options, *posargs[:2]], posargs[2:]
+    session.run("dockyard", "parallel", *options, "--", "tests/e2e", *posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """Sessions killed at random moments, faults, a soak: nothing may leak, no lock may wedge.
+
+    Short by default (CI, a few minutes). The long version by hand:
+    `DOCKYARD_CHAOS_TRIALS=80 DOCKYARD_CHAOS_SOAK=20 nox -s chaos`; `DOCKYARD_CHAOS_SEED=S`
+    replays the kill moments of a run that printed seed S. Figures in .dockyard/chaos.json.
+    """
+    _install(session)
+    _docker_ready(session)
+    session.run("pytest", "tests/chaos", "-p", "no:randomly", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark: dockyard against bare compose, container recreation, one berth and testcontainers.
+
+    Not in the default list (about 10 minutes). `-- --quick` runs one round; `-- --rounds N`,
+    `-- --only ready,fresh`: see `python bench/bench.py --help`. Results in bench/results/.
+    """
+    _install(session, "bench")
+    _docker_ready(session)
     session.run("dockyard", "images")
-    session.run("pytest", "tests/e2e", "-n", workers, *session.posargs)
+    session.run("python", "bench/bench.py", *session.posargs)
