@@ -110,10 +110,14 @@ class Berth:
     _watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def watch(self) -> None:
-        """Start a watchdog that reaps this lease's stack if this process dies holding it."""
+        """Start a watchdog that reaps this lease's stack if this process dies holding it.
+
+        ``DOCKYARD_WATCHDOG=0`` goes without (tests of the fallbacks: the next holder and
+        ``cleanup`` reap instead).
+        """
         from ._watchdog import start  # noqa: PLC0415 - only Docker-using holders want one
 
-        if self._watchdog is None:
+        if self._watchdog is None and os.environ.get("DOCKYARD_WATCHDOG", "1") != "0":
             self._watchdog = start(self.lock_path, self.record.lease_id)
 
     @property

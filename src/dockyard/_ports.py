@@ -6,14 +6,37 @@ import errno
 import socket
 from collections.abc import Iterable
 
+_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's `st` column
+
+
+def _listening_ports() -> set[int] | None:
+    """Every TCP port something listens on (any address, v4 or v6); None without /proc."""
+    found: set[int] = set()
+    try:
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with open(table) as fh:
+                next(fh)  # header
+                for line in fh:
+                    fields = line.split()
+                    if fields[3] == _LISTEN:
+                        found.add(int(fields[1].rsplit(":", 1)[1], 16))
+    except (OSError, IndexError, ValueError):
+        return None
+    return found
+
 
 def ports_in_use(ports: Iterable[int]) -> list[int]:
-    """Ports of ``ports`` that some program on this host is bound to right now.
+    """Ports of ``ports`` that some program on this host listens on right now.
 
-    Binding the wildcard address conflicts with a listener on any address, 127.0.0.1
-    (docker-proxy) included. SO_REUSEADDR keeps sockets lingering in TIME_WAIT from
-    counting as taken: they are not listening, and Docker binds over them the same way.
+    Listening is what counts: a connection lingering in TIME_WAIT after a stack went down
+    is no program holding the port (and failing on one skipped berths for a minute after
+    every run). Where /proc cannot tell, binding the wildcard address is the test: it
+    conflicts with a listener on any address, 127.0.0.1 (docker-proxy) included.
     """
+    ports = list(ports)
+    listening = _listening_ports()
+    if listening is not None:
+        return [port for port in ports if port in listening]
     busy = []
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -16,6 +16,7 @@ import pytest
 
 # The integration suite's base image, project factory and leak check, reused as they are.
 from integration.conftest import base_image, make_project, no_leftovers, orphans_alone
+from integration.helpers import ensure_base_image
 
 from .harness import SOAK_DEFAULT, TRIALS_DEFAULT, Tally, count_of, tally_if_any, tally_of
 
@@ -30,6 +31,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--chaos-trials", type=int, default=None, help="Signal trials (env DOCKYARD_CHAOS_TRIALS).")
     group.addoption("--chaos-soak", type=int, default=None, help="Soak rounds (env DOCKYARD_CHAOS_SOAK).")
     group.addoption("--chaos-seed", type=int, default=None, help="Seed of the kill moments (env DOCKYARD_CHAOS_SEED).")
+
+
+@pytest.fixture(autouse=True)
+def base_image_still_there(base_image: str) -> str:
+    """The base image, bootstrapped again if something on the host removed it since the start.
+
+    A long run shares the engine with whatever else runs there; a missing image would fail
+    trials for a reason that is not dockyard's (the build tries to pull it).
+    """
+    return ensure_base_image()
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ TWO_SERVICES = compose(service("web", ports=["80"]), service("db", ports=["5432"
 
 
 def test_validate_quick_passes_in_a_good_project(make_project: Projects) -> None:
-    project = make_project("validok", "42000-42099", TWO_SERVICES)
+    project = make_project("validok", "23000-23099", TWO_SERVICES)
     result = project.cli("validate", "--quick")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -34,7 +34,7 @@ def test_validate_quick_passes_in_a_good_project(make_project: Projects) -> None
 
 
 def test_validate_says_the_daemon_is_unreachable(make_project: Projects, tmp_path: Path) -> None:
-    project = make_project("validnodaemon", "42100-42199", TWO_SERVICES)
+    project = make_project("validnodaemon", "23100-23199", TWO_SERVICES)
     socket = tmp_path / "nonexistent.sock"
     result = project.cli("validate", "--quick", env=clean_env(DOCKER_HOST=f"unix://{socket}"))
     output = result.stdout + result.stderr
@@ -46,7 +46,7 @@ def test_validate_says_the_daemon_is_unreachable(make_project: Projects, tmp_pat
 
 def test_validate_names_the_line_of_a_container_name(make_project: Projects) -> None:
     text = compose(service("web", ports=["80"], extra=["container_name: fixed-web"]), service("db"))
-    project = make_project("validname", "42200-42299", text)
+    project = make_project("validname", "23200-23299", text)
     line = text.splitlines().index("    container_name: fixed-web") + 1
     result = project.cli("validate", "--quick")
     assert result.returncode == int(dockyard.ExitCode.BAD_CONFIGURATION), result.stdout + result.stderr
@@ -77,7 +77,7 @@ def berth_row(project: Project, index: int) -> dict[str, Any]:
 
 
 def test_up_status_down(make_project: Projects) -> None:
-    project = make_project("cliup", "42300-42399", TWO_SERVICES)
+    project = make_project("cliup", "23300-23399", TWO_SERVICES)
     settings = project.settings
     try:
         up = project.cli("up", "--json")
@@ -85,9 +85,9 @@ def test_up_status_down(make_project: Projects) -> None:
         info = json.loads(up.stdout)
         assert info["index"] == 0
         assert info["project"] == settings.project_name(0)
-        assert info["port_block"] == [42300, 42309]
+        assert info["port_block"] == [23300, 23309]
         assert sorted(info["ports"]) == ["db", "web"]
-        assert {int(host) for ports in info["ports"].values() for host in ports.values()} <= set(range(42300, 42310))
+        assert {int(host) for ports in info["ports"].values() for host in ports.values()} <= set(range(23300, 23310))
 
         row = berth_row(project, 0)
         assert row["state"] == "live"
@@ -108,7 +108,7 @@ def test_up_status_down(make_project: Projects) -> None:
 
 
 def test_run_hands_the_berth_to_the_command(make_project: Projects) -> None:
-    project = make_project("clirun", "42400-42499", TWO_SERVICES)
+    project = make_project("clirun", "23400-23499", TWO_SERVICES)
     settings = project.settings
     code = "import os,json; print(json.loads(os.environ['DOCKYARD_BERTH'])['project'])"
     result = project.cli("run", "--", sys.executable, "-c", code)

@@ -37,7 +37,7 @@ def start(settings: dockyard.Settings) -> None:
 
 
 def test_unhealthy_service_is_named_with_its_evidence_and_no_secret(make_project: Projects) -> None:
-    project = make_project("unhealthy", "41300-41399", SICK, health_timeout=20)
+    project = make_project("unhealthy", "22300-22399", SICK, health_timeout=20)
     settings = project.settings
     with pytest.raises(dockyard.StackUnhealthy) as caught:
         start(settings)
@@ -69,7 +69,7 @@ def test_unhealthy_service_is_named_with_its_evidence_and_no_secret(make_project
 
 
 def test_service_exiting_at_start_reports_its_exit_code(make_project: Projects) -> None:
-    project = make_project("crashing", "41400-41499", CRASHING, health_timeout=20)
+    project = make_project("crashing", "22400-22499", CRASHING, health_timeout=20)
     settings = project.settings
     with pytest.raises(dockyard.StackUnhealthy) as caught:
         start(settings)
@@ -80,7 +80,7 @@ def test_service_exiting_at_start_reports_its_exit_code(make_project: Projects) 
 
 @pytest.mark.usefixtures("orphans_alone")
 def test_keep_on_failure_leaves_the_stack_running(make_project: Projects) -> None:
-    project = make_project("keep", "41500-41599", SICK, health_timeout=20, keep_on_failure=True)
+    project = make_project("keep", "22500-22599", SICK, health_timeout=20, keep_on_failure=True)
     settings = project.settings
     with pytest.raises(dockyard.StackUnhealthy) as caught:
         start(settings)

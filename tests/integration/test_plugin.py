@@ -94,7 +94,7 @@ FAILING_WITH_EVIDENCE = """
 
 
 def test_a_failing_test_gets_the_service_logs(make_project: Projects, pytester: pytest.Pytester) -> None:
-    project = inner_project(make_project, "plugfail", "44000-44029", FAILING_WITH_EVIDENCE)
+    project = inner_project(make_project, "plugfail", "25000-25029", FAILING_WITH_EVIDENCE)
     result = pytester.runpytest_subprocess(str(project.root / "test_inner.py"), timeout=INNER_TIMEOUT)
     output = result.stdout.str()
     result.assert_outcomes(failed=1, passed=1)
@@ -141,7 +141,7 @@ USES_THE_HANDED_DOWN_STACK = """
 def test_a_session_under_dockyard_run_uses_the_handed_down_stack(
     make_project: Projects, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = inner_project(make_project, "plugrun", "44100-44129", USES_THE_HANDED_DOWN_STACK)
+    project = inner_project(make_project, "plugrun", "25100-25129", USES_THE_HANDED_DOWN_STACK)
     monkeypatch.chdir(project.root)  # `dockyard run` reads ./pyproject.toml
     result = pytester.run(DOCKYARD, "run", "--", sys.executable, "-m", "pytest", "test_inner.py", timeout=INNER_TIMEOUT)
     output = result.stdout.str() + result.stderr.str()
@@ -174,7 +174,7 @@ EVERY_WORKER_ITS_OWN = """
 
 
 def test_every_xdist_worker_gets_a_berth_of_its_own(make_project: Projects, pytester: pytest.Pytester) -> None:
-    project = inner_project(make_project, "plugxdist", "44200-44229", EVERY_WORKER_ITS_OWN)
+    project = inner_project(make_project, "plugxdist", "25200-25229", EVERY_WORKER_ITS_OWN)
     result = pytester.runpytest_subprocess(str(project.root / "test_inner.py"), "-n", "3", timeout=INNER_TIMEOUT)
     output = result.stdout.str()
     result.assert_outcomes(passed=6)
@@ -198,7 +198,7 @@ NEEDS_DOCKER = """
 def test_without_docker_a_test_errors_with_the_remedy_or_is_skipped(
     make_project: Projects, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    project = inner_project(make_project, "plugnodocker", "44300-44329", NEEDS_DOCKER)
+    project = inner_project(make_project, "plugnodocker", "25300-25329", NEEDS_DOCKER)
     socket = Path(tempfile.gettempdir()) / f"dockyard-{TOKEN}-{os.getpid()}-nonexistent.sock"
     assert not socket.exists()
     monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
@@ -244,7 +244,7 @@ SERVICE_URL = """
 
 def test_service_url_points_at_the_published_port(make_project: Projects, pytester: pytest.Pytester) -> None:
     # The inner rootdir is pytester's empty directory: the stack comes from --dockyard-root.
-    project = make_project("plugurl", "44400-44429", TICKING)
+    project = make_project("plugurl", "25400-25429", TICKING)
     test_file = pytester.makepyfile(test_url=textwrap.dedent(SERVICE_URL))
     result = pytester.runpytest_subprocess(
         str(test_file),

@@ -58,7 +58,8 @@ def kill_during_up(project: Project) -> int:
         proc = subprocess.Popen(
             [sys.executable, "-c", SESSION, str(project.root)],
             cwd=project.root,
-            env=clean_env(),
+            # Without its watchdog, which would reap at once: these tests are of the fallbacks.
+            env={**clean_env(), "DOCKYARD_WATCHDOG": "0"},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -96,7 +97,7 @@ def assert_left_behind(project_name: str) -> None:
 
 @pytest.mark.usefixtures("orphans_alone")
 def test_cleanup_removes_what_a_killed_session_left(make_project: Projects) -> None:
-    project = make_project("killed", "41600-41699", SLOW, health_timeout=120)
+    project = make_project("killed", "22600-22699", SLOW, health_timeout=120)
     settings = project.settings
     pid = kill_during_up(project)
     assert_left_behind(settings.project_name(0))
@@ -114,7 +115,7 @@ def test_cleanup_removes_what_a_killed_session_left(make_project: Projects) -> N
 
 @pytest.mark.usefixtures("orphans_alone")
 def test_next_holder_reaps_what_a_killed_session_left(make_project: Projects) -> None:
-    project = make_project("reaped", "41700-41799", SLOW, health_timeout=120)
+    project = make_project("reaped", "22700-22799", SLOW, health_timeout=120)
     settings = project.settings
     pid = kill_during_up(project)
     assert_left_behind(settings.project_name(0))
@@ -135,10 +136,10 @@ def managed_network(name: str, berth: dockyard.Berth) -> None:
 
 @pytest.mark.usefixtures("orphans_alone")
 def test_cleanup_all_spares_lookalikes_and_other_pools(make_project: Projects) -> None:
-    project = make_project("lookalikes", "41800-41899", compose(service("web")))
+    project = make_project("lookalikes", "22800-22899", compose(service("web")))
     settings = project.settings
     # Another project with its own lock_dir: another pool, as another user's would be.
-    other = make_project("otherpool", "41900-41999", compose(service("web"))).settings
+    other = make_project("otherpool", "22900-22999", compose(service("web"))).settings
     fake_project = settings.project_name(0)
     # Named like ours and labelled like a compose project (even a `dockyard.` label), but not managed.
     lookalike = ["--label", f"com.docker.compose.project={fake_project}", "--label", "dockyard.berth=0"]

@@ -86,7 +86,7 @@ def junit(project: Project) -> ET.Element:
 
 
 def test_three_shards_run_at_once_in_three_berths(make_project: Projects) -> None:
-    project = shard_project(make_project, "shards", "43000-43099", berths=3)
+    project = shard_project(make_project, "shards", "24000-24099", berths=3)
     result = parallel(project, "--shards", "3", "--", "tests")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -115,7 +115,7 @@ def test_three_shards_run_at_once_in_three_berths(make_project: Projects) -> Non
 
 
 def test_one_shard_of_a_matrix_and_a_failing_test(make_project: Projects) -> None:
-    project = shard_project(make_project, "shardfail", "43100-43199", berths=1, failing=4)
+    project = shard_project(make_project, "shardfail", "24100-24199", berths=1, failing=4)
     ok = parallel(project, "--shard", "2/2", "--", "tests")  # count split: tests 2, 4, 6 -> shard 2
     assert ok.returncode == 1, ok.stdout + ok.stderr
     assert "shard 2/2 failed (exit 1); last lines of" in ok.stderr
@@ -136,7 +136,7 @@ def test_one_shard_of_a_matrix_and_a_failing_test(make_project: Projects) -> Non
 
 
 def test_a_bad_shard_is_refused_before_anything_starts(make_project: Projects) -> None:
-    project = shard_project(make_project, "shardbad", "43200-43299", berths=1)
+    project = shard_project(make_project, "shardbad", "24200-24299", berths=1)
     result = parallel(project, "--shard", "3/2", "--", "tests")
     assert result.returncode == 1
     assert "--shard '3/2': K must be between 1 and N" in result.stderr
@@ -161,7 +161,7 @@ def test_takes_long_{n}():
 
 
 def test_sigterm_stops_every_shard_and_takes_their_stacks_down(make_project: Projects) -> None:
-    project = make_project("shardterm", "43300-43399", ONE_SERVICE)
+    project = make_project("shardterm", "24300-24399", ONE_SERVICE)
     (project.root / "tests").mkdir()
     for n in (1, 2):
         (project.root / "tests" / f"test_{n}.py").write_text(STUCK_TEST.format(n=n))

@@ -60,7 +60,7 @@ def two_stacks(project: Project) -> Iterator[list[dockyard.Stack]]:
 
 
 def test_up_down_round_trip(make_project: Projects) -> None:
-    project = make_project("roundtrip", "41000-41099", TWO_SERVICES)
+    project = make_project("roundtrip", "22000-22099", TWO_SERVICES)
     settings = project.settings
     with dockyard.acquire_berth(settings, with_ports=False) as berth:
         stack = dockyard.Stack(settings, berth)
@@ -92,7 +92,7 @@ def test_up_down_round_trip(make_project: Projects) -> None:
 
 
 def test_two_berths_side_by_side(make_project: Projects) -> None:
-    project = make_project("twoberths", "41100-41199", TWO_SERVICES)
+    project = make_project("twoberths", "22100-22199", TWO_SERVICES)
     with two_stacks(project) as (one, two):
         assert one.project != two.project
         assert one.berth.index != two.berth.index
@@ -109,7 +109,7 @@ def test_two_berths_side_by_side(make_project: Projects) -> None:
 
 
 def test_hard_coded_host_port_runs_unchanged_in_two_berths(make_project: Projects) -> None:
-    project = make_project("hardcoded", "41200-41299", HARD_CODED)
+    project = make_project("hardcoded", "22200-22299", HARD_CODED)
     before = project.compose.read_bytes()
     with two_stacks(project) as stacks:
         hosts = []

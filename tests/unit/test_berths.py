@@ -1,6 +1,7 @@
 """Berths: exclusive under a race, released by the kernel on SIGKILL, and honest about why not.
 
-Each test draws its own port range from 40000-48999 so the tests never contend with each
+Each test draws its own port range from 30000-30999 (below the ephemeral ports, 32768-, so no
+client socket squats them) and the tests never contend with each
 other; every pool lives in its own ``tmp_path`` lock directory. No Docker: ``reaper=None``
 or a recording callback.
 """
@@ -54,13 +55,13 @@ def _recorder(calls: list[tuple[int, str, Path]]) -> Callable[[int, str, Path], 
 
 
 def test_acquire_writes_lease_and_release_removes_it(make_settings: MakeSettings) -> None:
-    settings = make_settings(project_prefix="unit", port_range="40100-40139", block_size=10)
+    settings = make_settings(project_prefix="unit", port_range="30100-30139", block_size=10)
     pool = BerthPool(settings)
     before = time.time()
 
     berth = pool.acquire(timeout=1, reaper=None)
 
-    assert (berth.index, berth.project, berth.port_block) == (0, "unit-40100", range(40100, 40110))
+    assert (berth.index, berth.project, berth.port_block) == (0, "unit-30100", range(30100, 30110))
     assert berth.lock_path == settings.lock_dir / "berth-0.lock"
     assert berth.held
     assert berth.stale is None
@@ -73,9 +74,9 @@ def test_acquire_writes_lease_and_release_removes_it(make_settings: MakeSettings
     assert on_disk["cwd"] == os.getcwd()
     assert on_disk["command"] == " ".join(sys.argv)[:300]
     assert before <= on_disk["started"] <= time.time()
-    assert on_disk["project"] == "unit-40100"
+    assert on_disk["project"] == "unit-30100"
     assert on_disk["index"] == 0
-    assert on_disk["port_block"] == [40100, 40109]
+    assert on_disk["port_block"] == [30100, 30109]
     assert read_record(berth.record_path) == berth.record
     assert str(os.getpid()) in berth.record.describe()
 
@@ -93,7 +94,7 @@ def test_acquire_writes_lease_and_release_removes_it(make_settings: MakeSettings
 
 
 def test_berths_get_distinct_projects_and_disjoint_blocks(make_settings: MakeSettings) -> None:
-    settings = make_settings(port_range="40140-40179", block_size=10)
+    settings = make_settings(port_range="30140-30179", block_size=10)
     pool = BerthPool(settings)
 
     berths = [pool.acquire(timeout=1) for _ in range(settings.max_berths)]
@@ -103,7 +104,7 @@ def test_berths_get_distinct_projects_and_disjoint_blocks(make_settings: MakeSet
         assert [b.project for b in berths] == [f"dockyard-{b.port_block.start}" for b in berths]
         ports = [p for b in berths for p in b.port_block]
         assert len(ports) == len(set(ports)) == 40
-        assert all(40140 <= p <= 40179 for p in ports)
+        assert all(30140 <= p <= 30179 for p in ports)
         assert [s.state for s in pool.statuses()] == [State.LIVE] * 4
     finally:
         for b in berths:
@@ -111,7 +112,7 @@ def test_berths_get_distinct_projects_and_disjoint_blocks(make_settings: MakeSet
 
 
 def test_context_manager_releases(make_settings: MakeSettings) -> None:
-    pool = BerthPool(make_settings(port_range="40180-40199", block_size=10))
+    pool = BerthPool(make_settings(port_range="30180-30199", block_size=10))
 
     with pool.acquire(timeout=1) as berth:
         assert lock_is_held(berth.lock_path)
@@ -122,7 +123,7 @@ def test_context_manager_releases(make_settings: MakeSettings) -> None:
 
 
 def test_no_reaper_call_for_a_clean_berth(make_settings: MakeSettings, reaped: list[tuple[int, str, Path]]) -> None:
-    pool = BerthPool(make_settings(port_range="40200-40219", block_size=10))
+    pool = BerthPool(make_settings(port_range="30200-30219", block_size=10))
 
     with pool.acquire(timeout=1, reaper=_recorder(reaped)):
         pass
@@ -161,7 +162,7 @@ def _race_worker(root: str, work: str, rounds: int, name: int, go: Event) -> Non
 
 
 def test_race_sixteen_processes_four_berths(make_settings: MakeSettings, tmp_path: Path) -> None:
-    settings = make_settings(port_range="40300-40339", block_size=10)
+    settings = make_settings(port_range="30300-30339", block_size=10)
     assert settings.max_berths == 4
     work = tmp_path / "work"
     work.mkdir()
@@ -193,7 +194,7 @@ def test_race_sixteen_processes_four_berths(make_settings: MakeSettings, tmp_pat
     assert set(acquired) <= {0, 1, 2, 3}
     for message in timeouts:
         assert "no free berth among 4" in message
-        assert all(f"berth {i} (dockyard-{40300 + 10 * i})" in message for i in range(4))
+        assert all(f"berth {i} (dockyard-{30300 + 10 * i})" in message for i in range(4))
     # 10 s per acquire is far beyond a 5 ms hold: a timeout here would mean starvation.
     assert timeouts == []
     assert len(acquired) == 160
@@ -211,7 +212,7 @@ def _hold_forever(root: str, acquired: Event) -> None:
 def test_sigkill_leaves_a_stale_berth_for_the_next_holder(
     make_settings: MakeSettings, reaped: list[tuple[int, str, Path]]
 ) -> None:
-    settings = make_settings(port_range="40400-40439", block_size=10)
+    settings = make_settings(port_range="30400-30439", block_size=10)
     pool = BerthPool(settings)
     ctx = _mp_context()
     acquired = ctx.Event()
@@ -247,26 +248,26 @@ def test_sigkill_leaves_a_stale_berth_for_the_next_holder(
 
 
 def test_foreign_listener_blocks_a_berth(make_settings: MakeSettings) -> None:
-    settings = make_settings(port_range="40500-40539", block_size=10)
+    settings = make_settings(port_range="30500-30539", block_size=10)
     pool = BerthPool(settings)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
-        listener.bind(("127.0.0.1", 40503))
+        listener.bind(("127.0.0.1", 30503))
         listener.listen()
 
         first = next(pool.statuses())
         assert first.state is State.BLOCKED
-        assert "40503" in first.reason
+        assert "30503" in first.reason
 
         with pool.acquire(timeout=1, reaper=None) as berth:
             assert berth.index == 1
-            assert berth.port_block == range(40510, 40520)
+            assert berth.port_block == range(30510, 30520)
             assert [s.state for s in pool.statuses()] == [State.BLOCKED, State.LIVE, State.FREE, State.FREE]
 
     assert not lock_is_held(pool.lock_path(0))  # a blocked berth's lock is not kept
 
 
 def test_timeout_names_every_holder(make_settings: MakeSettings) -> None:
-    settings = make_settings(port_range="40600-40619", block_size=10)
+    settings = make_settings(port_range="30600-30619", block_size=10)
     pool = BerthPool(settings)
     held = [pool.acquire(timeout=1), pool.acquire(timeout=1)]
     try:
@@ -301,7 +302,7 @@ def test_lock_dir_is_created_private(tmp_path: Path) -> None:
 
 
 def test_acquire_creates_the_lock_dir(make_settings: MakeSettings) -> None:
-    settings = make_settings(port_range="40700-40719", block_size=10)
+    settings = make_settings(port_range="30700-30719", block_size=10)
     assert not settings.lock_dir.exists()
 
     with BerthPool(settings).acquire(timeout=1):
@@ -309,7 +310,7 @@ def test_acquire_creates_the_lock_dir(make_settings: MakeSettings) -> None:
 
 
 def test_lock_dir_open_to_others_is_refused(make_settings: MakeSettings) -> None:
-    settings = make_settings(port_range="40720-40739", block_size=10)
+    settings = make_settings(port_range="30720-30739", block_size=10)
     settings.lock_dir.mkdir()
     settings.lock_dir.chmod(0o755)
 
@@ -361,7 +362,7 @@ def _half_of_a_real_record(pool: BerthPool) -> bytes:
     ],
 )
 def test_corrupt_record(make_settings: MakeSettings, reaped: list[tuple[int, str, Path]], damage: bytes | None) -> None:
-    settings = make_settings(port_range="40800-40839", block_size=10)
+    settings = make_settings(port_range="30800-30839", block_size=10)
     pool = BerthPool(settings)
     ensure_lock_dir(settings.lock_dir)
     pool.lock_path(0).touch()  # a lock file a dead holder left, free now

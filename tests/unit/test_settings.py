@@ -59,7 +59,7 @@ def test_file_values_are_read(write_project: WriteProject, tmp_path: Path) -> No
             "compose_files": ["compose.yaml", "a.yml"],
             "profiles": ["debug"],
             "project_prefix": "demo",
-            "port_range": "41000-41099",
+            "port_range": "22000-22099",
             "block_size": 25,
             "lock_dir": "locks",
             "acquire_timeout": 3,
@@ -72,16 +72,16 @@ def test_file_values_are_read(write_project: WriteProject, tmp_path: Path) -> No
 
     assert s.compose_files == (root.resolve() / "compose.yaml", root.resolve() / "a.yml")
     assert s.profiles == ("debug",)
-    assert s.port_range == (41000, 41099)
+    assert s.port_range == (22000, 22099)
     assert s.max_berths == 4  # as many as fit
     assert s.lock_dir == root.resolve() / "locks"  # relative to the project root
     assert s.acquire_timeout == 3.0
     assert isinstance(s.acquire_timeout, float)
     assert s.stop_timeout == 0
     assert s.keep_on_failure is True
-    assert s.port_block(0) == range(41000, 41025)
-    assert s.port_block(3) == range(41075, 41100)
-    assert s.project_name(2) == "demo-41050"
+    assert s.port_block(0) == range(22000, 22025)
+    assert s.port_block(3) == range(22075, 22100)
+    assert s.project_name(2) == "demo-22050"
 
 
 def test_env_overrides_file(write_project: WriteProject, tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_env_overrides_file(write_project: WriteProject, tmp_path: Path) -> None
     env = {
         "DOCKYARD_PROJECT_PREFIX": "fromenv",
         "DOCKYARD_COMPOSE_FILES": " compose.yaml , a.yml ,",
-        "DOCKYARD_PORT_RANGE": " 42000 - 42999 ",
+        "DOCKYARD_PORT_RANGE": " 23000 - 23999 ",
         "DOCKYARD_BLOCK_SIZE": "10",
         "DOCKYARD_MAX_BERTHS": "7",
         "DOCKYARD_ACQUIRE_TIMEOUT": "2.5",
@@ -107,7 +107,7 @@ def test_env_overrides_file(write_project: WriteProject, tmp_path: Path) -> None
 
     assert s.project_prefix == "fromenv"
     assert s.compose_files == (root.resolve() / "compose.yaml", root.resolve() / "a.yml")
-    assert s.port_range == (42000, 42999)
+    assert s.port_range == (23000, 23999)
     assert s.block_size == 10
     assert s.max_berths == 7
     assert s.acquire_timeout == 2.5
@@ -151,10 +151,10 @@ BAD = [
     Bad("env port_range malformed", {}, {"DOCKYARD_PORT_RANGE": "a-b"}, "port_range", "a-b"),
     Bad("block_size 0", {"block_size": 0}, {}, "block_size", 0),
     Bad("block_size negative", {"block_size": -5}, {}, "block_size", -5),
-    Bad("block_size larger than range", {"port_range": "40000-40009", "block_size": 11}, {}, "block_size", 11),
+    Bad("block_size larger than range", {"port_range": "30000-30009", "block_size": 11}, {}, "block_size", 11),
     Bad(
         "max_berths more than fit",
-        {"port_range": "40000-40099", "block_size": 10, "max_berths": 11},
+        {"port_range": "30000-30099", "block_size": 10, "max_berths": 11},
         {},
         "max_berths",
         11,
@@ -222,7 +222,7 @@ def test_reference_lists_every_field() -> None:
 
 
 def test_block_smaller_than_published_ports(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(port_range="40000-40001", block_size=2)
+    settings = make_settings(port_range="30000-30001", block_size=2)
     model = ComposeModel(
         settings,
         {
