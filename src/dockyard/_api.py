@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 from ._berth import Berth, BerthPool
@@ -67,7 +68,7 @@ def running_stack(settings: Settings | None = None, *, progress: Progress = _qui
 
 def hand_down(stack: Stack) -> dict[str, str]:
     """Environment for a child process that should use this running stack."""
-    data = {**stack.describe(), "lock_path": str(stack.berth.lock_path), "record": stack.berth.record.__dict__}
+    data = {**stack.describe(), "lock_path": str(stack.berth.lock_path), "record": asdict(stack.berth.record)}
     return {BERTH_ENV: json.dumps(data)}
 
 

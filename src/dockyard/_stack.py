@@ -224,6 +224,7 @@ class Stack:
         deadline = time.monotonic() + (self.settings.health_timeout if timeout is None else timeout)
         probed: set[str] = set()
         next_probe: dict[str, float] = {}
+        inspected: dict[str, dict[str, Any]] = {}  # a running container's check and address do not change
         while True:
             states = {s.service: s for s in self.ps() if s.service in wanted}
             failed = sorted(name for name, s in states.items() if s.failed)
@@ -234,7 +235,7 @@ class Stack:
                 state = states.get(name)
                 now = time.monotonic()
                 if state and state.state == "running" and state.health == "starting" and now >= next_probe.get(name, 0):
-                    passed = self._probe(state.container)
+                    passed = self._probe(state.container, inspected)
                     took = time.monotonic() - now
                     next_probe[name] = time.monotonic() + max(_POLL, took)
                     if passed:
@@ -250,7 +251,7 @@ class Stack:
                 )
             time.sleep(_POLL)
 
-    def _probe(self, container: str) -> bool:
+    def _probe(self, container: str, inspected: dict[str, dict[str, Any]]) -> bool:
         """Run the container's own health-check command once; whether it passed.
 
         A service whose published TCP ports do not accept connections yet cannot be healthy;
@@ -258,7 +259,9 @@ class Stack:
         runs once the ports listen.
         """
         api = preflight().api
-        info = api.inspect_container(container)
+        if container not in inspected:
+            inspected[container] = api.inspect_container(container)
+        info = inspected[container]
         test = ((info.get("Config") or {}).get("Healthcheck") or {}).get("Test") or []
         if not test or test[0] == "NONE":
             return False

@@ -16,6 +16,7 @@ import functools
 import shlex
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -25,10 +26,11 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from . import _keeper_client as keeper
-from ._api import acquire_berth
 from ._berth import Berth, BerthPool, State
+from ._compose import ComposeModel
 from ._engine import install_compose_plugin, preflight
 from ._errors import DockyardError
+from ._images import ensure_images
 from ._output import emit_json, say, table
 from ._reaper import find, parse_duration, remove, select_for_cleanup
 from ._runner import run as run_command
@@ -129,7 +131,7 @@ def status(c: Context, json: bool = False) -> None:
                     "state": s.state.value,
                     "project": s.project,
                     "port_block": [s.port_block.start, s.port_block.stop - 1],
-                    "holder": s.record.__dict__ if s.record else None,
+                    "holder": asdict(s.record) if s.record else None,
                     "reason": s.reason,
                 }
                 for s in rows
@@ -199,9 +201,11 @@ def exec_(c: Context, service: str, command: str, berth: int = -1) -> None:
 @_front
 def images(c: Context, no_cache: bool = False) -> None:
     """Build the stack's images once for all berths (bootstrapping a base image if needed)."""
+    # No berth needed: images are shared by all berths and built under their own locks.
     settings = load_settings()
-    with acquire_berth(settings, with_ports=False) as berth:
-        result = Stack(settings, berth, progress=say).build(no_cache=no_cache)
+    result = ensure_images(
+        preflight(), ComposeModel.load(settings).build_specs(), settings, no_cache=no_cache, progress=say
+    )
     table("images", ["image", "status"], sorted(result.items()))
 
 
