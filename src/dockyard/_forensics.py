@@ -95,3 +95,26 @@ def write_bundle(
     write("compose-config.json", json.dumps(config, indent=2))
     write("summary.txt", reason + "\n")
     return bundle
+
+
+def artifacts_since(artifacts_dir: Path, since: float) -> list[Path]:
+    """Bundles and per-test logs written under ``artifacts_dir`` at or after ``since`` (epoch seconds).
+
+    What a run left for the user to look at, for its summary; oldest first.
+    """
+    found = []
+    for parent in (artifacts_dir, artifacts_dir / "tests"):
+        try:
+            entries = list(parent.iterdir())
+        except OSError:  # no artifacts written (yet), or not ours to read
+            continue
+        for entry in entries:
+            if entry.name == "tests" and parent == artifacts_dir:
+                continue
+            try:
+                mtime = entry.stat().st_mtime
+            except OSError:  # removed meanwhile (another run's pruning)
+                continue
+            if mtime >= since:
+                found.append((mtime, entry))
+    return [entry for _, entry in sorted(found)]

@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import replace
@@ -32,6 +33,7 @@ from filelock import FileLock, Timeout
 from ._berth import ensure_lock_dir
 from ._compose import BuildSpec
 from ._errors import DockyardError
+from ._progress import BUILT, CACHED, SILENT, Reporter, as_reporter
 from ._settings import Settings
 
 HASH_LABEL = "dockyard.build-hash"
@@ -168,8 +170,8 @@ def _resolve_base(client: DockerClient, spec: BuildSpec, settings: Settings, pro
     )
 
 
-def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, progress: Progress) -> None:
-    progress(f"building {spec.image} ({spec.service})")
+def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, progress: Reporter) -> None:
+    progress.image_started(spec.image, spec.service)
     tail: list[str] = []
     # We make (and close) the context tarball ourselves: docker-py leaves its own open.
     with closing(tar(spec.context, exclude=_ignore_patterns(spec.context), dockerfile=(spec.dockerfile, None))) as ctx:
@@ -220,16 +222,19 @@ def ensure_images(
     settings: Settings,
     *,
     no_cache: bool = False,
-    progress: Progress = lambda _: None,
+    progress: Reporter | Progress = SILENT,
 ) -> dict[str, str]:
     """Build what is missing or changed; the build status of each image ("built" or "cached")."""
     ensure_lock_dir(settings.lock_dir)
+    progress = as_reporter(progress)
     result = {}
     for spec in specs:
+        began = time.monotonic()
         resolved = _resolve_base(client, spec, settings, progress)
         digest = context_digest(resolved)
         if not no_cache and _image_digest(client, spec.image) == digest:
-            result[spec.image] = "cached"
+            result[spec.image] = CACHED
+            progress.image_done(spec.image, CACHED, time.monotonic() - began)
             continue
         name = hashlib.sha256(spec.image.encode()).hexdigest()[:12]
         with _exclusive(
@@ -237,8 +242,10 @@ def ensure_images(
         ):
             # Another session may have built it while we waited for the lock.
             if not no_cache and _image_digest(client, spec.image) == digest:
-                result[spec.image] = "cached"
+                result[spec.image] = CACHED
+                progress.image_done(spec.image, CACHED, time.monotonic() - began)
                 continue
             _build(client, resolved, digest, no_cache, progress)
-            result[spec.image] = "built"
+            result[spec.image] = BUILT
+            progress.image_done(spec.image, BUILT, time.monotonic() - began)
     return result

@@ -16,6 +16,7 @@ import threading
 from ._api import _docker_reaper
 from ._berth import BerthPool
 from ._errors import DockyardError
+from ._progress import JsonLines
 from ._settings import load_settings
 from ._stack import Stack
 
@@ -33,7 +34,8 @@ def main(root: str, build: str) -> int:
         return int(exc.exit_code)
     try:
         berth.watch()
-        stack = Stack(settings, berth, progress=lambda msg: print(json.dumps({"progress": msg}), flush=True))
+        # Events go to `dockyard up` as JSON lines; it shows them (live display or plain lines).
+        stack = Stack(settings, berth, progress=JsonLines(sys.stdout))
         stack.up(build=build == "build")
         print(json.dumps({"berth": stack.describe()}), flush=True)
         sys.stdout.close()

@@ -14,7 +14,7 @@ from typing import Any
 from ._berth import BerthPool, State, lock_is_held
 from ._errors import DockyardError, ExitCode
 from ._lease import LeaseRecord
-from ._output import say
+from ._progress import SILENT, Reporter, replay
 from ._settings import Settings
 
 _KEEPER_MODULE = "dockyard._keeper"
@@ -22,8 +22,11 @@ _KEEPER_MODULE = "dockyard._keeper"
 _KEEPER_PATH = str(Path(__file__).with_name("_keeper.py"))
 
 
-def start_keeper(settings: Settings, *, build: bool = True) -> dict[str, Any]:
-    """Start a keeper for ``settings`` and return its berth once the stack is healthy."""
+def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter = SILENT) -> dict[str, Any]:
+    """Start a keeper for ``settings`` and return its berth once the stack is healthy.
+
+    The keeper's progress events are shown through ``progress`` as they come.
+    """
     proc = subprocess.Popen(
         [sys.executable, "-m", _KEEPER_MODULE, str(settings.root), "build" if build else "no-build"],
         stdout=subprocess.PIPE,
@@ -35,15 +38,14 @@ def start_keeper(settings: Settings, *, build: bool = True) -> dict[str, Any]:
     )
     for line in proc.stdout or ():
         message = json.loads(line)
-        if "progress" in message:
-            say(message["progress"])
-        elif "berth" in message:
+        if replay(message, progress):
+            continue
+        if "berth" in message:
             return dict(message["berth"])
-        else:
-            proc.wait()
-            err = DockyardError(message["error"])
-            err.exit_code = ExitCode(message["exit_code"])
-            raise err
+        proc.wait()
+        err = DockyardError(message["error"])
+        err.exit_code = ExitCode(message["exit_code"])
+        raise err
     proc.wait()
     raise DockyardError(f"the keeper process exited ({proc.returncode}) before the stack was up")
 

@@ -6,26 +6,58 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from ._live import LiveReporter
+from ._progress import Reporter, plain_lines
+
+
+def is_plain(stream: IO[str] | None = None) -> bool:
+    """Whether output to ``stream`` (default stderr) must be plain: not a terminal, CI set, or TERM=dumb."""
+    stream = sys.stderr if stream is None else stream
+    if os.environ.get("CI") or os.environ.get("TERM") == "dumb":
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return not (isatty and isatty())
 
 
 @functools.cache
 def console() -> Console:
-    """The stderr console: colour only on a terminal outside CI."""
-    plain = bool(os.environ.get("CI")) or not sys.stderr.isatty()
-    return Console(stderr=True, no_color=plain, highlight=False, soft_wrap=plain)
+    """The stderr console: colour and live displays only on a terminal outside CI."""
+    plain = is_plain(sys.stderr)
+    # force_terminal=False, not just no_color: CI runners often give a TTY, and bold/dim or a
+    # cursor-moving live display would still reach their logs as escape codes.
+    return Console(
+        stderr=True, force_terminal=False if plain else None, no_color=plain, highlight=False, soft_wrap=plain
+    )
 
 
 def say(message: str) -> None:
     """One progress line for humans (stderr)."""
-    console().print(
-        f"[dim]dockyard:[/dim] {message}" if not console().no_color else f"dockyard: {message}",
-        markup=not console().no_color,
-    )
+    if not console().is_terminal:
+        console().print(f"dockyard: {message}", markup=False, highlight=False)
+        return
+    console().print(f"[dim]dockyard:[/dim] {message}", markup=True)
+
+
+@contextmanager
+def reporter() -> Iterator[Reporter]:
+    """The progress reporter for this process's stderr, stopped when the block ends.
+
+    A live display (a row per image and service) on an interactive terminal; one plain line
+    per change when stderr is not a terminal or CI is set.
+    """
+    if not console().is_terminal:
+        yield plain_lines(sys.stderr)
+        return
+    with LiveReporter(console()) as live:
+        yield live
 
 
 def emit_json(data: Any) -> None:
@@ -36,11 +68,43 @@ def emit_json(data: Any) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A table on stdout (plain text when not on a terminal)."""
-    plain = bool(os.environ.get("CI")) or not sys.stdout.isatty()
-    out = Console(no_color=plain, highlight=False, width=None if not plain else 160)
+    plain = is_plain(sys.stdout)
+    out = Console(
+        force_terminal=False if plain else None, no_color=plain, highlight=False, width=160 if plain else None
+    )
     grid = Table(title=title, title_justify="left")
     for column in columns:
         grid.add_column(column)
     for row in rows:
         grid.add_row(*(str(cell) for cell in row))
     out.print(grid)
+
+
+def summary(title: str, fields: Iterable[tuple[str, object]]) -> None:
+    """An end-of-run summary on stderr: a title, then one ``name  value`` line per field."""
+    out = console()
+    if not out.is_terminal:
+        # Plain lines, never wrapped: CI logs are grepped, and a wrapped path is no path.
+        lines = [f"dockyard: {title}", *(f"  {name}: {value}" for name, value in fields)]
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.stderr.flush()
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for name, value in fields:
+        grid.add_row(name, Text(str(value)))
+    out.print(Text(f"dockyard: {title}", style="bold"))
+    out.print(grid)
+
+
+def human_age(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h10m``, ``1d03h``: an age at a glance (negative counts as 0)."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"

@@ -20,7 +20,8 @@ from typing import Any
 from ._api import _docker_reaper, hand_down
 from ._berth import BerthPool
 from ._errors import DockyardError
-from ._output import say, table
+from ._forensics import artifacts_since
+from ._output import reporter, say, summary
 from ._settings import Settings
 from ._stack import Stack
 
@@ -64,6 +65,27 @@ def _write_report(stack: Stack, timings: Mapping[str, float], code: int | None, 
     tmp.replace(path)  # the reader polls for the file: it must never see half of it
 
 
+def _summarise(stack: Stack, timings: Mapping[str, float], code: int, artifacts: Sequence[Path]) -> None:
+    """The end-of-run summary on stderr: berth, stack ready time, the command's exit, teardown, artifacts."""
+    berth = stack.berth
+    status = "passed" if code == 0 else f"killed by signal {-code}" if code < 0 else "failed"
+    fields: list[tuple[str, object]] = [
+        ("berth", f"{berth.index} ({berth.project}), ports {berth.port_block.start}-{berth.port_block.stop - 1}"),
+        ("ports", ", ".join(f"{s}:{c}->{h}" for s, m in sorted(berth.ports.items()) for c, h in sorted(m.items()))),
+        ("acquired in", f"{timings.get('acquire', 0.0):.2f}s"),
+    ]
+    if "up" in timings:
+        fields.append(("stack ready in", f"{timings['up']:.2f}s"))
+    fields.append(("command", f"exit {code} after {timings.get('run', 0.0):.2f}s"))
+    if "down" in timings:
+        fields.append(("teardown", f"{timings['down']:.2f}s"))
+    if artifacts:
+        more = f" and {len(artifacts) - 3} more" if len(artifacts) > 3 else ""
+        shown = ", ".join(str(p) for p in artifacts[:3]) + more
+        fields.append(("artifacts", shown))
+    summary(f"run {status}", fields)
+
+
 def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
     """Run ``command`` with a berth (and, with ``up``, the stack) held; its exit code."""
     if not command:
@@ -78,13 +100,15 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
         held_since = time.time()
         try:
             berth.watch()
-            stack = Stack(settings, berth, progress=say)
-            if berth.stale is not None:
-                say(f"berth {berth.index}: reaped what pid {berth.stale.pid} left behind")
-            if up:
-                t0 = time.monotonic()
-                stack.up()
-                timings["up"] = time.monotonic() - t0
+            # The live display (on a terminal) ends once the stack is up: the command gets the terminal.
+            with reporter() as progress:
+                stack = Stack(settings, berth, progress=progress)
+                if berth.stale is not None:
+                    say(f"berth {berth.index}: reaped what pid {berth.stale.pid} left behind")
+                if up:
+                    t0 = time.monotonic()
+                    stack.up()
+                    timings["up"] = time.monotonic() - t0
             _write_report(stack, timings, None, held_since)
             try:
                 t0 = time.monotonic()
@@ -105,20 +129,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
                     stack.down()
                     timings["down"] = time.monotonic() - t0
             _write_report(stack, timings, code, held_since)
-            ports = ", ".join(f"{s}:{c}->{h}" for s, m in sorted(berth.ports.items()) for c, h in sorted(m.items()))
-            table(
-                "dockyard run",
-                ["berth", "project", "ports", *timings, "result"],
-                [
-                    [
-                        berth.index,
-                        berth.project,
-                        ports,
-                        *(f"{v:.2f}s" for v in timings.values()),
-                        "passed" if code == 0 else f"failed ({code})",
-                    ]
-                ],
-            )
+            _summarise(stack, timings, code, artifacts_since(settings.artifacts_dir, held_since))
             return code
         finally:
             berth.release()

@@ -41,8 +41,9 @@ from filelock import FileLock
 from ._compose import ComposeModel
 from ._engine import preflight
 from ._errors import DockyardError
+from ._forensics import artifacts_since
 from ._images import ensure_images
-from ._output import say, table
+from ._output import emit_json, reporter, say, table
 from ._runner import REPORT_ENV, _on_sigterm, _Terminated
 from ._settings import Settings
 
@@ -532,9 +533,8 @@ def run_directory(root: Path) -> Path:
 
 def _build_images(settings: Settings) -> None:
     """Build the stack's images once, so the shards do not all queue on the same build."""
-    built = ensure_images(preflight(), ComposeModel.load(settings).build_specs(), settings, progress=say)
-    if built:
-        say("images: " + ", ".join(f"{image} {status}" for image, status in sorted(built.items())))
+    with reporter() as progress:
+        ensure_images(preflight(), ComposeModel.load(settings).build_specs(), settings, progress=progress)
 
 
 def _isolation_line(reports: Sequence[Mapping[str, Any]]) -> str:
@@ -579,6 +579,55 @@ def _summary(runs: Sequence[ShardRun], weight: Mapping[str, float], elapsed: flo
     table("dockyard parallel", _COLUMNS, rows)
 
 
+def _seconds(value: object) -> float | None:
+    return round(value, 3) if isinstance(value, int | float) else None
+
+
+def summary_data(
+    runs: Sequence[ShardRun], weight: Mapping[str, float], elapsed: float, files: Mapping[str, object]
+) -> dict[str, Any]:
+    """The end-of-run summary as data (what `parallel --json` prints): shards, totals, files."""
+    shards = []
+    for run in runs:
+        report = run.report or {}
+        timings = report.get("timings", {})
+        counts = run.counts or Counts()
+        shards.append(
+            {
+                "shard": run.label,
+                "berth": report.get("index"),
+                "project": report.get("project"),
+                "port_block": report.get("port_block"),
+                "tests": len(run.nodeids),
+                "passed": counts.passed if run.counts else None,
+                "failed": counts.failed if run.counts else None,
+                "skipped": counts.skipped if run.counts else None,
+                "estimated_seconds": round(sum(weight[t] for t in run.nodeids), 3),
+                "up_seconds": _seconds(timings.get("up")),
+                "run_seconds": _seconds(timings.get("run")),
+                "wall_seconds": round(run.wall, 3) if run.nodeids else None,
+                "exit_code": run.exit_code,
+                "result": "empty" if not run.nodeids else "passed" if run.ok else "failed",
+                "log": str(run.path("log")) if run.nodeids else None,
+            }
+        )
+    total = sum((r.counts for r in runs if r.counts), Counts())
+    return {
+        "result": "passed" if all(r.ok for r in runs) else "failed",
+        "wall_seconds": round(elapsed, 3),
+        "totals": {
+            "shards": len(runs),
+            "berths": len({r.report["index"] for r in runs if r.report}),
+            "tests": sum(len(r.nodeids) for r in runs),
+            "passed": total.passed,
+            "failed": total.failed,
+            "skipped": total.skipped,
+        },
+        "shards": shards,
+        **files,
+    }
+
+
 def run_shards(
     settings: Settings,
     pytest_args: Sequence[str],
@@ -587,6 +636,7 @@ def run_shards(
     junit: Path | None = None,
     *,
     at_once: int | None = None,
+    json_summary: bool = False,
 ) -> int:
     """Run ``pytest ARGS`` as ``n`` shards at once, each in its own berth; 0 when all passed.
 
@@ -594,7 +644,8 @@ def run_shards(
     merged JUnit XML goes to ``junit`` (default ``.dockyard/junit.xml`` under the project
     root); the shards' logs, reports and XML stay in this run's directory under
     ``.dockyard/shards``. At most ``at_once`` shards start their stacks at the same time
-    (default: :func:`starts_at_once`).
+    (default: :func:`starts_at_once`). With ``json_summary`` the end-of-run summary goes to
+    stdout as JSON (:func:`summary_data`) instead of the table.
     """
     if only is not None and not 1 <= only <= n:
         raise DockyardError(f"shard {only} of {n} does not exist", remedy=f"give --shard K/{n} with 1 <= K <= {n}")
@@ -629,11 +680,20 @@ def run_shards(
             say("terminated: the shards were stopped and took their stacks down")
             return 128 + signal.SIGTERM
     elapsed = time.monotonic() - t0
-    return _finish(settings, runs, weights(nodeids, durations), elapsed, junit or settings.root / JUNIT)
+    since = time.time() - elapsed
+    junit = junit or settings.root / JUNIT
+    return _finish(settings, runs, weights(nodeids, durations), elapsed, junit, since=since, json_summary=json_summary)
 
 
 def _finish(
-    settings: Settings, runs: Sequence[ShardRun], weight: Mapping[str, float], elapsed: float, junit: Path
+    settings: Settings,
+    runs: Sequence[ShardRun],
+    weight: Mapping[str, float],
+    elapsed: float,
+    junit: Path,
+    *,
+    since: float,
+    json_summary: bool = False,
 ) -> int:
     """Read the shards' results, record durations, merge the XML, show the table; the exit code."""
     active = [r for r in runs if r.nodeids]
@@ -652,10 +712,26 @@ def _finish(
     if measured:
         save_durations(settings.root / DURATIONS, measured)
     write_xml(merge_junit((f"shard {r.label}", r.junit) for r in active if r.junit is not None), junit)
-    _summary(runs, weight, elapsed)
-    say(f"merged JUnit XML: {junit}; durations: {settings.root / DURATIONS}")
+    artifacts = artifacts_since(settings.artifacts_dir, since)
+    files = {
+        "junit": str(junit),
+        "durations": str(settings.root / DURATIONS),
+        "shard_files": str(runs[0].directory) if runs else None,
+        "artifacts": [str(p) for p in artifacts],
+    }
     problems = isolation_problems(active)
+    code = next((r.exit_code or 1 for r in active if not r.ok), 0)
+    if json_summary:
+        emit_json({**summary_data(runs, weight, elapsed, files), "exit_code": code, "isolation_problems": problems})
+    else:
+        _summary(runs, weight, elapsed)
+    say(f"merged JUnit XML: {junit}")
+    say(f"durations: {settings.root / DURATIONS}; shard logs, XML and reports: {files['shard_files']}")
+    if artifacts:
+        say(f"artifacts ({len(artifacts)} new): {settings.artifacts_dir}")
+        for path in artifacts[:10]:
+            sys.stderr.write(f"  {path}\n")
     if problems:
         raise DockyardError("shards were not isolated:\n" + "\n".join(problems))
     say(_isolation_line([r.report for r in active if r.report is not None]))
-    return next((r.exit_code or 1 for r in active if not r.ok), 0)
+    return code

@@ -27,12 +27,13 @@ from ._engine import preflight
 from ._errors import ComposeError, StackUnhealthy
 from ._forensics import Redactor, health_output, log_tail, write_bundle
 from ._images import ensure_images
+from ._progress import FAILED, HEALTHY, PROBING, STARTING, UNHEALTHY, WAITING, Reporter, as_reporter
 from ._reaper import find, labels_for, remove
 from ._settings import Settings
 
 _POLL = 0.1  # seconds between looks at the containers' state while waiting to a deadline
 _DEFERRED = (signal.SIGINT, signal.SIGTERM)  # what may not cut a teardown short
-Progress = Callable[[str], None]
+Progress = Reporter | Callable[[str], None]  # a plain callable gets each event as a line
 
 
 def _quiet(_: str) -> None:
@@ -96,7 +97,7 @@ class Stack:
     ) -> None:
         self.settings = settings
         self.berth = berth
-        self.progress = progress
+        self.progress = as_reporter(progress)
         self.model = model or ComposeModel.load(settings, berth.project)
         self.port_map = self.model.port_map(berth.port_block)
         berth.ports = {}
@@ -163,14 +164,14 @@ class Stack:
 
         A partial start is torn down before the error propagates, unless keep_on_failure.
         """
+        began = time.monotonic()
         preflight()
         self.write_override()
         try:
             if build:
                 self.build()
-            self.progress(
-                f"starting {self.project} on ports {self.berth.port_block.start}-{self.berth.port_block.stop - 1}"
-            )
+            block = (self.berth.port_block.start, self.berth.port_block.stop - 1)
+            self.progress.stack_starting(self.project, sorted(self.model.services), block)
             # Compose creates everything (networks, volumes, containers) in one call; dockyard
             # then starts the containers level by level of `depends_on`, probing each
             # service's own health check at a fine interval. `up --wait` could only notice
@@ -188,6 +189,7 @@ class Stack:
             # Ctrl-C or an engine error half-way: clean up what was created, then re-raise.
             self.down()
             raise
+        self.progress.stack_ready(self.project, time.monotonic() - began)
 
     def _start(self, services: Sequence[str]) -> None:
         """Start the created containers of ``services`` through the engine API."""
@@ -206,10 +208,14 @@ class Stack:
                 return todo[container_id], str(exc.explanation or exc)
             return None
 
+        for service in services:
+            self.progress.service_state(service, STARTING)
         # The engine takes ~0.3-0.5 s per start (network attach, port proxies): start them together.
         with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
             problems = [p for p in pool.map(start, todo) if p]
         if problems:
+            for service, why in problems:
+                self.progress.service_state(service, FAILED, f"could not start: {why}")
             reason = "; ".join(f"service {service!r} could not start: {why}" for service, why in problems)
             self._fail(reason, sorted({service for service, _ in problems}))
 
@@ -227,6 +233,8 @@ class Stack:
         inspected: dict[str, dict[str, Any]] = {}  # a running container's check and address do not change
         while True:
             states = {s.service: s for s in self.ps() if s.service in wanted}
+            for name in sorted(wanted):
+                self._report(name, states.get(name), name in probed)
             failed = sorted(name for name, s in states.items() if s.failed)
             if failed:
                 self._fail(", ".join(f"service {n!r} {self._why(states[n])}" for n in failed), failed)
@@ -240,10 +248,13 @@ class Stack:
                     next_probe[name] = time.monotonic() + max(_POLL, took)
                     if passed:
                         probed.add(name)
+                        self.progress.service_state(name, HEALTHY)
             pending = [n for n in pending if n not in probed]
             if not pending:
                 return
             if time.monotonic() > deadline:
+                for name in pending:
+                    self.progress.service_state(name, UNHEALTHY, f"not healthy after {self.settings.health_timeout:g}s")
                 self._fail(
                     f"service(s) {', '.join(map(repr, pending))} not healthy after "
                     f"{self.settings.health_timeout:g}s (health_timeout)",
@@ -274,6 +285,17 @@ class Stack:
             return bool(api.exec_inspect(exec_id).get("ExitCode") == 0)
         except docker.errors.APIError:
             return False  # the container is stopping or gone: the next look at its state says why
+
+    def _report(self, service: str, state: ServiceState | None, probed: bool) -> None:
+        """Tell the reporter what ``service`` is doing (it hears only the changes)."""
+        if probed or (state is not None and state.ready):
+            self.progress.service_state(service, HEALTHY)
+        elif state is None or state.state == "created":
+            self.progress.service_state(service, WAITING)
+        elif state.failed:
+            self.progress.service_state(service, UNHEALTHY if state.health == "unhealthy" else FAILED, self._why(state))
+        elif state.state == "running" and state.health == "starting":
+            self.progress.service_state(service, PROBING)
 
     def _why(self, state: ServiceState) -> str:
         if state.health == "unhealthy":

@@ -15,6 +15,7 @@ import contextvars
 import functools
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -26,15 +27,16 @@ from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from . import _keeper_client as keeper
-from ._berth import Berth, BerthPool, State
+from ._berth import Berth, BerthPool, BerthStatus, State
 from ._compose import ComposeModel
 from ._engine import install_compose_plugin, preflight
 from ._errors import DockyardError
 from ._images import ensure_images
-from ._output import emit_json, say, table
+from ._output import emit_json, human_age, reporter, say, table
+from ._progress import SILENT, Reporter
 from ._reaper import find, parse_duration, remove, select_for_cleanup
 from ._runner import run as run_command
-from ._settings import load_settings
+from ._settings import Settings, load_settings
 from ._shards import choose_shards, run_shards
 from ._stack import Stack
 from ._validate import checklist
@@ -60,7 +62,7 @@ def _front(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _stack_of(berth: int) -> Stack:
+def _stack_of(berth: int, progress: Reporter | None = None) -> Stack:
     """A Stack object for a berth kept by `dockyard up` from this directory."""
     settings = load_settings()
     record = keeper.choose(settings, None if berth < 0 else berth)
@@ -71,7 +73,7 @@ def _stack_of(berth: int) -> Stack:
         BerthPool(settings).lock_path(record.index),
         record,
     )
-    return Stack(settings, held)
+    return Stack(settings, held, progress=progress or SILENT)
 
 
 def _services(services: str) -> list[str]:
@@ -87,7 +89,8 @@ def _services(services: str) -> list[str]:
 @_front
 def up(c: Context, json: bool = False, no_build: bool = False) -> None:
     """Start the stack in a new berth and wait until every service is healthy."""
-    info = keeper.start_keeper(load_settings(), build=not no_build)
+    with reporter() as progress:
+        info = keeper.start_keeper(load_settings(), build=not no_build, progress=progress)
     if json:
         emit_json(info)
     else:
@@ -117,12 +120,13 @@ def down(c: Context, berth: int = -1, all: bool = False) -> None:
         say(f"berth {record.index} ({record.project}) is down")
 
 
-@task(help={"json": "Print the berths as JSON."})
+@task(help={"json": "Print the berths as JSON.", "all": "List every berth, the free ones too."})
 @_front
-def status(c: Context, json: bool = False) -> None:
-    """List the berths of the pool: index, state, project, port block, holder."""
+def status(c: Context, json: bool = False, all: bool = False) -> None:
+    """List the berths of the pool: index, state, project, port block, holder (pid, command), age."""
     settings = load_settings()
     rows = list(BerthPool(settings).statuses())
+    ports = _published_ports(settings, rows)
     if json:
         emit_json(
             [
@@ -131,6 +135,8 @@ def status(c: Context, json: bool = False) -> None:
                     "state": s.state.value,
                     "project": s.project,
                     "port_block": [s.port_block.start, s.port_block.stop - 1],
+                    # This project's services and ports, when the holder runs this project's stack.
+                    "ports": ports.get(s.index),
                     "holder": asdict(s.record) if s.record else None,
                     "reason": s.reason,
                 }
@@ -138,21 +144,50 @@ def status(c: Context, json: bool = False) -> None:
             ]
         )
         return
+    now = time.time()
+    shown = [s for s in rows if all or s.state is not State.FREE or s.index < 4]
+    hidden = len(rows) - len(shown)
     table(
-        f"berths in {settings.lock_dir}",
-        ["berth", "state", "project", "ports", "holder / reason"],
+        f"berths in {settings.lock_dir}" + (f" ({hidden} more free; --all lists them)" if hidden else ""),
+        ["berth", "state", "project", "ports", "pid", "holder", "age", "note"],
         [
             [
                 s.index,
                 s.state.value,
                 s.project,
                 f"{s.port_block.start}-{s.port_block.stop - 1}",
-                (s.record.describe() if s.record else "") + (f" {s.reason}" if s.reason else ""),
+                s.record.pid if s.record else "",
+                _holder(s.record.command, s.record.cwd, settings.root) if s.record else "",
+                human_age(now - s.record.started) if s.record else "",
+                s.reason,
             ]
-            for s in rows
-            if s.state is not State.FREE or s.index < 4
+            for s in shown
         ],
     )
+
+
+def _published_ports(settings: Settings, rows: list[BerthStatus]) -> dict[int, dict[str, dict[str, int]]]:
+    """Service -> container port -> host port of the live berths that run this project's stack."""
+    ours = [s for s in rows if s.state is State.LIVE and s.record is not None and s.record.cwd == str(settings.root)]
+    if not ours:
+        return {}
+    try:
+        model = ComposeModel.load(settings)
+    except DockyardError:
+        return {}  # the compose files changed under a running stack: no ports rather than no status
+    result: dict[int, dict[str, dict[str, int]]] = {}
+    for s in ours:
+        for (service, target, _proto), host in model.port_map(s.port_block).items():
+            result.setdefault(s.index, {}).setdefault(service, {})[str(target)] = host
+    return result
+
+
+def _holder(command: str, cwd: str, root: Path) -> str:
+    """The holder's command, short: `dockyard up` for a keeper, the rest cut at 60 characters."""
+    if "dockyard/_keeper.py" in command:
+        command = "dockyard up"
+    where = "" if cwd == str(root) else f" (in {cwd})"
+    return (command if len(command) <= 60 else command[:59] + "…") + where
 
 
 @task(
@@ -175,14 +210,16 @@ def logs(c: Context, services: str = "", follow: bool = False, tail: str = "", b
 @_front
 def restart(c: Context, services: str = "", berth: int = -1) -> None:
     """Restart services and wait until they are healthy again."""
-    _stack_of(berth).restart(*_services(services))
+    with reporter() as progress:
+        _stack_of(berth, progress).restart(*_services(services))
 
 
 @task(help={"services": "Comma-separated services (default: all).", "berth": "Which berth."})
 @_front
 def refresh(c: Context, services: str = "", berth: int = -1) -> None:
     """Rebuild changed images and recreate services (the inner dev loop)."""
-    _stack_of(berth).refresh(*_services(services))
+    with reporter() as progress:
+        _stack_of(berth, progress).refresh(*_services(services))
 
 
 @task(
@@ -203,9 +240,10 @@ def images(c: Context, no_cache: bool = False) -> None:
     """Build the stack's images once for all berths (bootstrapping a base image if needed)."""
     # No berth needed: images are shared by all berths and built under their own locks.
     settings = load_settings()
-    result = ensure_images(
-        preflight(), ComposeModel.load(settings).build_specs(), settings, no_cache=no_cache, progress=say
-    )
+    with reporter() as progress:
+        result = ensure_images(
+            preflight(), ComposeModel.load(settings).build_specs(), settings, no_cache=no_cache, progress=progress
+        )
     table("images", ["image", "status"], sorted(result.items()))
 
 
@@ -297,15 +335,18 @@ def run(c: Context, no_up: bool = False) -> None:
         "and max_berths).",
         "shard": "Run only shard K of N (`K/N`) of the same split, e.g. one CI matrix job per shard.",
         "junit": "Where to write the merged JUnit XML (default: .dockyard/junit.xml under the project root).",
+        "json": "Print the end-of-run summary (shards, totals, files) as JSON on stdout instead of the table.",
     },
     auto_shortflags=False,  # invoke would make --shard `-h`, shadowing --help
 )
 @_front
-def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "") -> None:
+def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json: bool = False) -> None:
     """Run pytest with the arguments after `--` as parallel shards split by recorded durations."""
     settings = load_settings()
     count, only = choose_shards(settings, shards, shard)
-    code = run_shards(settings, shlex.split(remainder.get()), count, only, Path(junit) if junit else None)
+    code = run_shards(
+        settings, shlex.split(remainder.get()), count, only, Path(junit) if junit else None, json_summary=json
+    )
     if code:
         raise Exit(code=code)
 
