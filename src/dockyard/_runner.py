@@ -18,7 +18,7 @@ from types import FrameType
 from typing import Any
 
 from ._api import _docker_reaper, hand_down
-from ._berth import BerthPool
+from ._berth import Berth, BerthPool
 from ._errors import DockyardError
 from ._forensics import artifacts_since
 from ._output import reporter, say, summary
@@ -65,9 +65,8 @@ def _write_report(stack: Stack, timings: Mapping[str, float], code: int | None, 
     tmp.replace(path)  # the reader polls for the file: it must never see half of it
 
 
-def _summarise(stack: Stack, timings: Mapping[str, float], code: int, artifacts: Sequence[Path]) -> None:
+def summarise(berth: Berth, timings: Mapping[str, float], code: int, artifacts: Sequence[Path]) -> None:
     """The end-of-run summary on stderr: berth, stack ready time, the command's exit, teardown, artifacts."""
-    berth = stack.berth
     status = "passed" if code == 0 else f"killed by signal {-code}" if code < 0 else "failed"
     fields: list[tuple[str, object]] = [
         ("berth", f"{berth.index} ({berth.project}), ports {berth.port_block.start}-{berth.port_block.stop - 1}"),
@@ -129,7 +128,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
                     stack.down()
                     timings["down"] = time.monotonic() - t0
             _write_report(stack, timings, code, held_since)
-            _summarise(stack, timings, code, artifacts_since(settings.artifacts_dir, held_since))
+            summarise(berth, timings, code, artifacts_since(settings.artifacts_dir, held_since))
             return code
         finally:
             berth.release()

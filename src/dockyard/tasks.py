@@ -149,7 +149,7 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
     hidden = len(rows) - len(shown)
     table(
         f"berths in {settings.lock_dir}" + (f" ({hidden} more free; --all lists them)" if hidden else ""),
-        ["berth", "state", "project", "ports", "pid", "holder", "age", "note"],
+        ["berth", "state", "project", "ports", "pid", "command", "where", "age", "note"],
         [
             [
                 s.index,
@@ -157,7 +157,8 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
                 s.project,
                 f"{s.port_block.start}-{s.port_block.stop - 1}",
                 s.record.pid if s.record else "",
-                _holder(s.record.command, s.record.cwd, settings.root) if s.record else "",
+                _command(s.record.command) if s.record else "",
+                _where(s.record.cwd, settings.root) if s.record else "",
                 human_age(now - s.record.started) if s.record else "",
                 s.reason,
             ]
@@ -182,12 +183,22 @@ def _published_ports(settings: Settings, rows: list[BerthStatus]) -> dict[int, d
     return result
 
 
-def _holder(command: str, cwd: str, root: Path) -> str:
-    """The holder's command, short: `dockyard up` for a keeper, the rest cut at 60 characters."""
+def _command(command: str) -> str:
+    """The holder's command, short: `dockyard up` for a keeper, others cut at 40 characters."""
     if "dockyard/_keeper.py" in command:
-        command = "dockyard up"
-    where = "" if cwd == str(root) else f" (in {cwd})"
-    return (command if len(command) <= 60 else command[:59] + "…") + where
+        return "dockyard up"
+    words = command.split(" ", 1)
+    program = Path(words[0])
+    # The program's name, not its venv's path; `python -m dockyard` records .../dockyard/__main__.py.
+    name = program.parent.name if program.name == "__main__.py" else program.name
+    command = " ".join([name, *words[1:]])
+    return command if len(command) <= 40 else command[:39] + "…"
+
+
+def _where(cwd: str, root: Path) -> str:
+    """``here`` for this project's directory, else the last two parts of the holder's."""
+    path = Path(cwd)
+    return "here" if path == root else "…/" + "/".join(path.parts[-2:])
 
 
 @task(

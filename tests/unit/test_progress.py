@@ -1,0 +1,273 @@
+"""The progress seam and its two faces: plain lines for CI and pipes, a rich live display for terminals.
+
+No Docker: the events are fed by hand, as :mod:`dockyard._images` and :mod:`dockyard._stack`
+would send them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from dockyard import _output
+from dockyard._berth import Berth
+from dockyard._lease import LeaseRecord
+from dockyard._live import LiveReporter
+from dockyard._output import human_age, is_plain, reporter, say, summary
+from dockyard._progress import (
+    BUILT,
+    CACHED,
+    FAILED,
+    HEALTHY,
+    PROBING,
+    SILENT,
+    STARTING,
+    UNHEALTHY,
+    WAITING,
+    JsonLines,
+    Lines,
+    Reporter,
+    as_reporter,
+    plain_lines,
+    replay,
+)
+from dockyard._runner import summarise
+from dockyard._settings import Settings
+from dockyard._stack import ServiceState, Stack
+
+ANSI = re.compile(r"\x1b\[")
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def _fresh_console() -> Iterator[None]:
+    # The stderr console is cached per process; each test decides anew (CI, TTY).
+    _output.console.cache_clear()
+    yield
+    _output.console.cache_clear()
+
+
+def a_start(report: Reporter, clock: Clock) -> None:
+    """The events of a stack start: one image built, one cached, two services, one slow to probe."""
+    report("waiting: demo/auth:dev is being built by another session")
+    report.image_started("demo/auth:dev", "auth")
+    clock.now += 12.34
+    report.image_done("demo/auth:dev", BUILT, 12.34)
+    report.image_done("demo/db:dev", CACHED, 0.01)
+    report.stack_starting("demo-20000", ["auth", "db"], (20000, 20099))
+    report.service_state("db", STARTING)
+    report.service_state("db", PROBING)
+    clock.now += 0.8
+    report.service_state("db", HEALTHY)
+    report.service_state("auth", STARTING)
+    report.service_state("auth", PROBING)
+    clock.now += 2.0
+    report.stack_ready("demo-20000", 15.2)
+
+
+def test_plain_lines_say_each_change_once() -> None:
+    clock, lines = Clock(), list[str]()
+    a_start(as_reporter(Lines(lines.append, clock)), clock)
+    assert lines == [
+        "waiting: demo/auth:dev is being built by another session",
+        "image demo/auth:dev: building (auth)",
+        "image demo/auth:dev: built in 12.3s",
+        "image demo/db:dev: cached",
+        "starting demo-20000 on ports 20000-20099: auth, db",
+        "db: starting",
+        "db: probing health",
+        "db: healthy (0.8s)",
+        "auth: starting",
+        "auth: probing health",
+        "demo-20000 ready in 15.2s",
+    ]
+
+
+def test_a_service_state_repeated_reaches_the_reporter_once() -> None:
+    lines: list[str] = []
+    report = as_reporter(lines.append)
+    report.stack_starting("p", ["db"], (1, 2))
+    report.service_state("db", WAITING)  # already waiting since the stack started
+    for _ in range(3):
+        report.service_state("db", PROBING)
+    report.service_state("db", UNHEALTHY, "is unhealthy")
+    assert lines == ["starting p on ports 1-2: db", "db: probing health", "db: unhealthy: is unhealthy"]
+    assert as_reporter(report) is report  # wrapping twice changes nothing
+
+
+def test_plain_lines_go_to_stderr_prefixed_and_without_escape_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    a_start(as_reporter(plain_lines(sys.stderr)), Clock())
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines()[0] == "dockyard: waiting: demo/auth:dev is being built by another session"
+    assert all(line.startswith("dockyard: ") for line in err.splitlines())
+    assert not ANSI.search(err)
+
+
+def test_the_default_reporter_is_silent(capsys: pytest.CaptureFixture[str]) -> None:
+    assert as_reporter(None) is SILENT
+    assert as_reporter(SILENT) is SILENT
+    assert isinstance(SILENT, Reporter)
+    a_start(SILENT, Clock())
+    assert capsys.readouterr() == ("", "")
+
+
+def test_events_cross_a_pipe_as_json_lines() -> None:
+    stream = io.StringIO()
+    clock = Clock()
+    a_start(JsonLines(stream), clock)
+    messages = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert messages[0] == {"event": "message", "args": {"message": a_message()}}
+    lines: list[str] = []
+    replayed = Lines(lines.append, Clock())
+    assert all(replay(m, replayed) for m in messages)
+    assert not replay({"berth": {"index": 0}}, replayed)  # the keeper's answer is no event
+    assert "starting demo-20000 on ports 20000-20099: auth, db" in lines
+    assert lines[-1] == "demo-20000 ready in 15.2s"
+
+
+def a_message() -> str:
+    return "waiting: demo/auth:dev is being built by another session"
+
+
+def recording() -> Console:
+    """A terminal as rich sees one, writing into memory and recording what it shows."""
+    return Console(record=True, force_terminal=True, width=100, color_system="truecolor", file=io.StringIO())
+
+
+def test_the_live_display_renders_every_row() -> None:
+    clock, console = Clock(), recording()
+    live = LiveReporter(console, clock)
+    with live:
+        a_start(live, clock)
+        assert live._live is None  # stopped once the stack is ready: the command gets the terminal
+    console.print(live.render())
+    assert ANSI.search(console.export_text(styles=True, clear=False))  # colour and spinners on a terminal
+    text = console.export_text()
+    assert "waiting: demo/auth:dev is being built by another session" in text
+    assert "demo-20000  ports 20000-20099  ready in 15.2s" in text
+    assert re.search(r"✓ image demo/auth:dev\s+built \(12\.3s\)", text)
+    assert re.search(r"✓ image demo/db:dev\s+cached", text)
+    assert re.search(r"✓ db\s+healthy \(0\.8s\)", text)
+    assert re.search(r"auth\s+probing health 2\.0s", text)
+
+
+def test_the_live_display_shows_failures_and_prints_lines_once_closed() -> None:
+    clock, console = Clock(), recording()
+    with LiveReporter(console, clock) as live:
+        live.stack_starting("demo-20000", ["db"], (20000, 20099))
+        live.service_state("db", FAILED, "exited with code 3 during start")
+    live.service_state("db", STARTING)  # e.g. `dockyard restart` after the display ended
+    text = console.export_text()
+    assert re.search(r"✗ db\s+failed: exited with code 3 during start", text)
+    assert text.endswith("dockyard: db: starting\n")
+
+
+def test_ci_or_a_pipe_gets_plain_lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CI", "1")
+    assert is_plain()
+    with reporter() as report:
+        assert isinstance(report, Lines)
+        a_start(as_reporter(report), Clock())
+    say("done")
+    summary("run passed", [("stack ready in", "4.20s"), ("command", "exit 0 after 1.00s")])
+    err = capsys.readouterr().err
+    assert not ANSI.search(err)
+    assert "dockyard: db: probing health\n" in err
+    assert err.splitlines()[-4:] == [
+        "dockyard: done",
+        "dockyard: run passed",
+        "  stack ready in: 4.20s",
+        "  command: exit 0 after 1.00s",
+    ]
+
+
+def test_not_a_terminal_is_plain_even_without_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("TERM", raising=False)
+    assert is_plain(io.StringIO())  # captured stderr, a pipe, a file
+    assert not _output.console().is_terminal
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert not is_plain(Tty())
+    monkeypatch.setenv("CI", "true")
+    assert is_plain(Tty())  # CI runners often hand out a TTY; their logs still want plain text
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("TERM", "dumb")
+    assert is_plain(Tty())
+
+
+def test_the_run_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CI", "1")
+    record = LeaseRecord.for_current_process(3, "demo-20300", range(20300, 20400))
+    berth = Berth(3, "demo-20300", range(20300, 20400), tmp_path / "berth-3.lock", record)
+    berth.ports = {"auth": {8000: 20300}, "db": {5432: 20301}}
+    bundle = tmp_path / "artifacts" / "demo-20300-x"
+    summarise(berth, {"acquire": 0.01, "up": 4.2, "run": 12.3, "down": 1.1}, 1, [bundle])
+    assert capsys.readouterr().err.splitlines() == [
+        "dockyard: run failed",
+        "  berth: 3 (demo-20300), ports 20300-20399",
+        "  ports: auth:8000->20300, db:5432->20301",
+        "  acquired in: 0.01s",
+        "  stack ready in: 4.20s",
+        "  command: exit 1 after 12.30s",
+        "  teardown: 1.10s",
+        f"  artifacts: {bundle}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(-1, "0s"), (42.9, "42s"), (185, "3m05s"), (7800, "2h10m"), (97200, "1d03h")]
+)
+def test_human_age(seconds: float, shown: str) -> None:
+    assert human_age(seconds) == shown
+
+
+def stack_reporting_to(lines: list[str], make_settings: Callable[..., Settings]) -> Stack:
+    """A Stack with just what its state mapping needs (settings, a reporter): no berth, no Docker."""
+    stack = object.__new__(Stack)
+    stack.settings = make_settings(health_timeout=9)
+    stack.progress = as_reporter(lines.append)
+    return stack
+
+
+def test_engine_states_map_to_progress_states(make_settings: Callable[..., Settings]) -> None:
+    lines: list[str] = []
+    stack = stack_reporting_to(lines, make_settings)
+
+    def state(state: str, health: str = "", code: int | None = None) -> ServiceState:
+        return ServiceState("db", "demo-db-1", state, health, code)
+
+    stack._report("db", None, probed=False)
+    stack._report("db", state("created"), probed=False)
+    stack._report("db", state("running", "starting"), probed=False)
+    stack._report("db", state("running", "starting"), probed=True)
+    stack._report("db", state("running", "healthy"), probed=False)
+    stack._report("db", state("running", "unhealthy"), probed=False)
+    stack._report("db", state("exited", code=3), probed=False)
+    assert lines == [
+        "db: waiting",
+        "db: probing health",
+        "db: healthy",
+        "db: unhealthy: is unhealthy",
+        "db: failed: exited with code 3 during start",
+    ]

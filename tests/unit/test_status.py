@@ -1,0 +1,83 @@
+"""`dockyard status` (the table and the --json contract) and the `parallel --json` summary: no Docker."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from invoke.context import Context
+
+from dockyard import _output
+from dockyard._berth import BerthPool
+from dockyard._settings import Settings
+from dockyard._shards import Counts, ShardRun, summary_data
+from dockyard.tasks import status
+
+MakeSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def project(make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings of a throw-away project whose root is the working directory (as for the CLI)."""
+    settings = make_settings(port_range="12000-12399", block_size=100)
+    monkeypatch.chdir(settings.root)
+    monkeypatch.setenv("CI", "1")  # plain tables
+    _output.console.cache_clear()
+    yield settings
+    _output.console.cache_clear()
+
+
+def test_status_json_keeps_the_contract(project: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    status(Context(), json=True)
+    berths = json.loads(capsys.readouterr().out)
+    assert [b["index"] for b in berths] == [0, 1, 2, 3]
+    first = berths[0]
+    assert {"index", "state", "project", "port_block", "ports", "holder", "reason"} <= set(first)
+    assert first["port_block"] == [12000, 12099]
+    assert first["project"] == "dockyard-12000"
+    assert first["state"] == "free"
+    assert first["ports"] is None  # nobody runs this project's stack there
+
+
+def test_status_table_names_the_holder_and_its_age(
+    project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Held from another directory: another checkout's session, whose ports we do not compute.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    berth = BerthPool(project).acquire(timeout=1, reaper=None)
+    monkeypatch.chdir(project.root)
+    try:
+        status(Context())
+    finally:
+        berth.release()
+    out = capsys.readouterr().out
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if "│" in line]
+    assert rows[0][:5] == ["0", "live", "dockyard-12000", "12000-12099", str(os.getpid())]
+    assert rows[0][5].startswith("pytest ")  # the program's name, not its path
+    assert rows[0][6] == f"…/{tmp_path.name}/elsewhere"
+    assert rows[0][7] in ("0s", "1s")
+    assert rows[1][:2] == ["1", "free"]
+    assert "\x1b[" not in out
+
+
+def test_the_parallel_summary_as_json(tmp_path: Path) -> None:
+    done = ShardRun(1, 2, ["t::a", "t::b"], tmp_path, exit_code=0, wall=20.5, counts=Counts(2, 2, 0, 0))
+    done.report = {"index": 4, "project": "demo-20400", "port_block": [20400, 20499], "timings": {"up": 5.0}}
+    broken = ShardRun(2, 2, ["t::c"], tmp_path, exit_code=5, wall=3.0)  # its stack never came up
+    files = {"junit": "/x/junit.xml", "artifacts": []}
+    data = summary_data([done, broken], {"t::a": 1.0, "t::b": 2.0, "t::c": 4.0}, 21.0, files)
+    json.dumps(data)  # it must serialise as is
+    assert data["result"] == "failed"
+    assert data["totals"] == {"shards": 2, "berths": 1, "tests": 3, "passed": 2, "failed": 0, "skipped": 0}
+    assert data["junit"] == "/x/junit.xml"
+    first, second = data["shards"]
+    assert first["shard"] == "1/2"
+    assert (first["berth"], first["port_block"], first["passed"]) == (4, [20400, 20499], 2)
+    assert (first["estimated_seconds"], first["up_seconds"], first["run_seconds"]) == (3.0, 5.0, None)
+    assert first["log"] == str(tmp_path / "shard-1.log")
+    assert (second["berth"], second["passed"], second["result"], second["exit_code"]) == (None, None, "failed", 5)
