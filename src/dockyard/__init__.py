@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from ._fresh import FreshState
     from ._lease import LeaseRecord
+    from ._progress import Reporter
     from ._settings import Settings, load_settings
     from ._stack import ServiceState, Stack
 
@@ -50,6 +51,7 @@ _WHERE = {
     "StackUnhealthy": "_errors",
     "FreshState": "_fresh",
     "LeaseRecord": "_lease",
+    "Reporter": "_progress",
     "Settings": "_settings",
     "load_settings": "_settings",
     "ServiceState": "_stack",
@@ -68,6 +70,7 @@ __all__ = [
     "LeaseRecord",
     "LockDirError",
     "NoFreeBerth",
+    "Reporter",
     "ServiceState",
     "Settings",
     "Stack",

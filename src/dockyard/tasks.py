@@ -116,8 +116,9 @@ def down(c: Context, berth: int = -1, all: bool = False) -> None:
     settings = load_settings()
     records = keeper.kept_berths(settings) if all else [keeper.choose(settings, None if berth < 0 else berth)]
     for record in records:
+        began = time.monotonic()
         keeper.stop_keeper(settings, record)
-        say(f"berth {record.index} ({record.project}) is down")
+        say(f"berth {record.index} ({record.project}) is down ({time.monotonic() - began:.1f}s)")
 
 
 @task(help={"json": "Print the berths as JSON.", "all": "List every berth, the free ones too."})
