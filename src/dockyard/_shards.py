@@ -46,6 +46,7 @@ from ._images import ensure_images
 from ._output import emit_json, reporter, say, table
 from ._runner import REPORT_ENV, _on_sigterm, _Terminated
 from ._settings import Settings
+from ._shardview import ShardView, last_note, shard_view
 
 if TYPE_CHECKING:
     import pytest
@@ -458,9 +459,21 @@ def _start(run: ShardRun, pytest_args: Sequence[str], cwd: Path) -> subprocess.P
     run.path("ids").write_text("".join(f"{t}\n" for t in run.nodeids))
     env = {**_env_without_shard(), REPORT_ENV: str(run.path("json")), SHARD_FILE_ENV: str(run.path("ids"))}
     with run.path("log").open("wb") as log:
-        proc = subprocess.Popen(run.command(pytest_args), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    say(f"shard {run.label}: {len(run.nodeids)} test(s), log {run.path('log').name}")
-    return proc
+        return subprocess.Popen(run.command(pytest_args), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _look(runs: Iterable[ShardRun], up: set[int], view: ShardView) -> None:
+    """Tell ``view`` which shards' stacks came up (their first report), and what the others wait for."""
+    for run in runs:
+        if run.number in up:
+            continue
+        try:
+            report = json.loads(run.path("json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            view.note(run.label, last_note(run.path("log")))
+            continue
+        up.add(run.number)
+        view.stack_up(run.label, report["index"], report["project"], report["timings"].get("up", 0.0))
 
 
 def _launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_once: int) -> None:
@@ -476,21 +489,25 @@ def _launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_
     pool = ThreadPoolExecutor(max_workers=max(1, len(runs)), thread_name_prefix="shard")
     # Threads only wait, so each shard's end is taken when it ends, not when we look.
     running: dict[Future[int], ShardRun] = {}
+    up: set[int] = set()  # shards whose stack is up (their report is there)
     try:
-        while queued or running:
-            starting = [r for r in starting if procs[r.number].poll() is None and not r.path("json").exists()]
-            while queued and len(starting) < at_once:
-                run = queued.pop(0)
-                started[run.number] = time.monotonic()
-                procs[run.number] = _start(run, pytest_args, cwd)
-                running[pool.submit(procs[run.number].wait)] = run
-                starting.append(run)
-            # While shards wait to start, look for the report a few times a second.
-            done, _ = wait(running, timeout=_POLL_S if queued else None, return_when=FIRST_COMPLETED)
-            for future in done:
-                run = running.pop(future)
-                run.exit_code, run.wall = future.result(), time.monotonic() - started[run.number]
-                say(f"shard {run.label} ended (exit {run.exit_code}) after {run.wall:.1f}s")
+        with shard_view() as view:
+            while queued or running:
+                starting = [r for r in starting if procs[r.number].poll() is None and not r.path("json").exists()]
+                while queued and len(starting) < at_once:
+                    run = queued.pop(0)
+                    started[run.number] = time.monotonic()
+                    procs[run.number] = _start(run, pytest_args, cwd)
+                    view.started(run.label, len(run.nodeids), run.path("log"))
+                    running[pool.submit(procs[run.number].wait)] = run
+                    starting.append(run)
+                # A few times a second: whose stack is up (to start the next), what the others wait for.
+                done, _ = wait(running, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+                _look(running.values(), up, view)
+                for future in done:
+                    run = running.pop(future)
+                    run.exit_code, run.wall = future.result(), time.monotonic() - started[run.number]
+                    view.ended(run.label, run.exit_code, run.wall)
     except KeyboardInterrupt:
         _stop(procs, terminate=False)
         raise

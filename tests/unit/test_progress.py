@@ -40,6 +40,7 @@ from dockyard._progress import (
 )
 from dockyard._runner import summarise
 from dockyard._settings import Settings
+from dockyard._shardview import LiveShards, PlainShards, last_note, shard_view
 from dockyard._stack import ServiceState, Stack
 
 ANSI = re.compile(r"\x1b\[")
@@ -271,3 +272,38 @@ def test_engine_states_map_to_progress_states(make_settings: Callable[..., Setti
         "db: unhealthy: is unhealthy",
         "db: failed: exited with code 3 during start",
     ]
+
+
+def test_shards_in_plain_lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CI", "1")
+    with shard_view() as view:
+        assert isinstance(view, PlainShards)
+        view.started("1/2", 12, Path("/run/shard-1.log"))
+        view.note("1/2", "backend: probing health")  # in the shard's own log already
+        view.stack_up("1/2", 3, "demo-20300", 8.14)
+        view.ended("1/2", 0, 41.25)
+    assert capsys.readouterr().err.splitlines() == [
+        "dockyard: shard 1/2: 12 test(s), log shard-1.log",
+        "dockyard: shard 1/2: stack up in berth 3 (demo-20300) in 8.1s, running tests",
+        "dockyard: shard 1/2 ended (exit 0) after 41.2s",
+    ]
+
+
+def test_shards_in_a_live_display(tmp_path: Path) -> None:
+    clock, console = Clock(), recording()
+    log = tmp_path / "shard-1.log"
+    log.write_text("collected\ndockyard: starting demo on ports 1-2: db\ndockyard: db: probing health\n.....\n")
+    with LiveShards(console, clock) as view:
+        view.started("1/2", 12, log)
+        view.started("2/2", 11, tmp_path / "shard-2.log")
+        view.note("1/2", last_note(log))
+        view.note("2/2", last_note(tmp_path / "shard-2.log"))  # no log yet: no note
+        clock.now += 5
+        console.print(view.render())
+        view.stack_up("2/2", 3, "demo-20300", 4.0)
+        view.ended("2/2", 1, 30.0)
+        console.print(view.render())
+    text = console.export_text()
+    assert re.search(r"shard 1/2\s+12 tests\s+starting stack: db: probing health\s+5\.0s", text)
+    assert re.search(r"shard 2/2\s+11 tests\s+starting stack\s+5\.0s", text)
+    assert re.search(r"✗ shard 2/2\s+berth 3 demo-20300\s+11 tests\s+failed \(exit 1\)\s+30\.0s", text)
