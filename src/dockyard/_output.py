@@ -43,7 +43,8 @@ def say(message: str) -> None:
     if not console().is_terminal:
         console().print(f"dockyard: {message}", markup=False, highlight=False)
         return
-    console().print(f"[dim]dockyard:[/dim] {message}", markup=True)
+    # soft_wrap: a long path broken by an inserted newline can no longer be copied.
+    console().print(f"[dim]dockyard:[/dim] {message}", markup=True, soft_wrap=True)
 
 
 @contextmanager

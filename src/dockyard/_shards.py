@@ -492,6 +492,8 @@ def _launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_
     up: set[int] = set()  # shards whose stack is up (their report is there)
     try:
         with shard_view() as view:
+            for run in queued:
+                view.queued(run.label, len(run.nodeids))
             while queued or running:
                 starting = [r for r in starting if procs[r.number].poll() is None and not r.path("json").exists()]
                 while queued and len(starting) < at_once:

@@ -30,6 +30,9 @@ _PREFIX = "dockyard: "
 class ShardView(Protocol):
     """Receives the life of each shard (``label`` is ``K/N``)."""
 
+    def queued(self, label: str, tests: int) -> None:
+        """The shard waits for its turn to start (stacks start a few at a time)."""
+
     def started(self, label: str, tests: int, log: Path) -> None:
         """The shard's `dockyard run` was started; its output goes to ``log``."""
 
@@ -45,6 +48,9 @@ class ShardView(Protocol):
 
 class PlainShards:
     """One line per shard event (no notes: they are in each shard's log)."""
+
+    def queued(self, label: str, tests: int) -> None:
+        """Nothing: the launcher says how many stacks start at a time."""
 
     def started(self, label: str, tests: int, log: Path) -> None:
         """``shard K/N: 12 test(s), log shard-K.log``."""
@@ -112,8 +118,13 @@ class LiveShards:
             )
         return grid
 
+    def queued(self, label: str, tests: int) -> None:
+        """A row for the shard, queued."""
+        with self._lock:
+            self._shards[label] = _Shard(label, tests, self.clock(), state="queued")
+
     def started(self, label: str, tests: int, log: Path) -> None:
-        """A row for the shard, starting its stack."""
+        """The shard's row: starting its stack (its time counts from now)."""
         with self._lock:
             self._shards[label] = _Shard(label, tests, self.clock())
 

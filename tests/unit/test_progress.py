@@ -278,6 +278,7 @@ def test_shards_in_plain_lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
     monkeypatch.setenv("CI", "1")
     with shard_view() as view:
         assert isinstance(view, PlainShards)
+        view.queued("1/2", 12)
         view.started("1/2", 12, Path("/run/shard-1.log"))
         view.note("1/2", "backend: probing health")  # in the shard's own log already
         view.stack_up("1/2", 3, "demo-20300", 8.14)
@@ -294,6 +295,9 @@ def test_shards_in_a_live_display(tmp_path: Path) -> None:
     log = tmp_path / "shard-1.log"
     log.write_text("collected\ndockyard: starting demo on ports 1-2: db\ndockyard: db: probing health\n.....\n")
     with LiveShards(console, clock) as view:
+        view.queued("1/2", 12)
+        view.queued("2/2", 11)
+        console.print(view.render())
         view.started("1/2", 12, log)
         view.started("2/2", 11, tmp_path / "shard-2.log")
         view.note("1/2", last_note(log))
@@ -304,6 +308,7 @@ def test_shards_in_a_live_display(tmp_path: Path) -> None:
         view.ended("2/2", 1, 30.0)
         console.print(view.render())
     text = console.export_text()
+    assert re.search(r"shard 2/2\s+11 tests\s+queued\s+0\.0s", text)
     assert re.search(r"shard 1/2\s+12 tests\s+starting stack: db: probing health\s+5\.0s", text)
     assert re.search(r"shard 2/2\s+11 tests\s+starting stack\s+5\.0s", text)
     assert re.search(r"✗ shard 2/2\s+berth 3 demo-20300\s+11 tests\s+failed \(exit 1\)\s+30\.0s", text)
