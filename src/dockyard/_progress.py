@@ -36,48 +36,39 @@ class Reporter(Protocol):
     """Receives dockyard's progress events. Every method must return quickly and never raise.
 
     ``service_state`` reaches a reporter only when a service's state changes (see
-    :func:`as_reporter`); the other events come once each.
+    :func:`as_reporter`); the other events come once each. Each method's default does
+    nothing: subclass this to handle only the events you want.
     """
 
+    # The explicit `return None`s make the defaults real methods (mypy takes an empty body in a
+    # protocol for abstract), so the silent reporter is this protocol itself.
     def __call__(self, message: str) -> None:
         """A free-text note (a lock waited for, a base image being bootstrapped, ...)."""
+        return None  # noqa: RET501 - a silent default, not an abstract method
 
     def image_started(self, image: str, service: str) -> None:
         """``image`` (of ``service``) is being built."""
+        return None  # noqa: RET501 - a silent default, not an abstract method
 
     def image_done(self, image: str, status: str, seconds: float) -> None:
         """``image`` is there: ``status`` is ``"cached"`` or ``"built"``, after ``seconds``."""
+        return None  # noqa: RET501 - a silent default, not an abstract method
 
     def stack_starting(self, project: str, services: Sequence[str], port_block: tuple[int, int]) -> None:
         """The stack's containers are created; every service in ``services`` is waiting."""
+        return None  # noqa: RET501 - a silent default, not an abstract method
 
     def service_state(self, service: str, state: str, detail: str = "") -> None:
         """``service`` entered ``state`` (one of the state constants); ``detail`` says why."""
+        return None  # noqa: RET501 - a silent default, not an abstract method
 
     def stack_ready(self, project: str, seconds: float) -> None:
         """Every service is healthy, ``seconds`` after the start began."""
+        return None  # noqa: RET501 - a silent default, not an abstract method
 
 
-class _Silent:
+class _Silent(Reporter):
     """The default reporter: says nothing."""
-
-    def __call__(self, message: str) -> None:
-        """Ignore the note."""
-
-    def image_started(self, image: str, service: str) -> None:
-        """Ignore the event."""
-
-    def image_done(self, image: str, status: str, seconds: float) -> None:
-        """Ignore the event."""
-
-    def stack_starting(self, project: str, services: Sequence[str], port_block: tuple[int, int]) -> None:
-        """Ignore the event."""
-
-    def service_state(self, service: str, state: str, detail: str = "") -> None:
-        """Ignore the event."""
-
-    def stack_ready(self, project: str, seconds: float) -> None:
-        """Ignore the event."""
 
 
 SILENT: Reporter = _Silent()
