@@ -92,6 +92,7 @@ def test_up_status_down(make_project: Projects) -> None:
         row = berth_row(project, 0)
         assert row["state"] == "live"
         assert row["project"] == info["project"]
+        assert row["ports"] == info["ports"]  # the contract: status --json names the published ports too
         assert row["holder"]["pid"] != os.getpid()
         os.kill(row["holder"]["pid"], 0)  # the keeper is alive
         containers = project_resources(info["project"])["container"]
