@@ -81,7 +81,8 @@ def _seconds(value: float) -> str:
 class Lines:
     """Every event as one line of plain text, handed to ``sink`` (no colour, no spinner).
 
-    The healthy line carries the seconds since the service's container was started.
+    The healthy line carries the seconds since the service's container was started (or, after
+    a restart, since the service was first reported).
     """
 
     def __init__(self, sink: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> None:
@@ -108,7 +109,7 @@ class Lines:
     def service_state(self, service: str, state: str, detail: str = "") -> None:
         """``<service>: <state>``, with the time to healthy or the reason of a failure."""
         now = self.clock()
-        if state == STARTING:
+        if state == STARTING or (service not in self._since and state not in (*DONE, WAITING)):
             self._since[service] = now
         text = f"{service}: {state}"
         if state == HEALTHY and service in self._since:

@@ -100,6 +100,15 @@ def test_plain_lines_say_each_change_once() -> None:
     ]
 
 
+def test_a_restart_times_healthy_from_the_first_report() -> None:
+    clock, lines = Clock(), list[str]()
+    report = as_reporter(Lines(lines.append, clock))
+    report.service_state("db", PROBING)  # a restart: no stack_starting, no starting
+    clock.now += 1.25
+    report.service_state("db", HEALTHY)
+    assert lines == ["db: probing health", "db: healthy (1.2s)"]
+
+
 def test_a_service_state_repeated_reaches_the_reporter_once() -> None:
     lines: list[str] = []
     report = as_reporter(lines.append)
@@ -247,7 +256,7 @@ def stack_reporting_to(lines: list[str], make_settings: Callable[..., Settings])
     """A Stack with just what its state mapping needs (settings, a reporter): no berth, no Docker."""
     stack = object.__new__(Stack)
     stack.settings = make_settings(health_timeout=9)
-    stack.progress = as_reporter(lines.append)
+    stack.progress = as_reporter(Lines(lines.append, Clock()))
     return stack
 
 
@@ -268,7 +277,7 @@ def test_engine_states_map_to_progress_states(make_settings: Callable[..., Setti
     assert lines == [
         "db: waiting",
         "db: probing health",
-        "db: healthy",
+        "db: healthy (0.0s)",
         "db: unhealthy: is unhealthy",
         "db: failed: exited with code 3 during start",
     ]
