@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from dockyard.tasks import namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -98,6 +101,9 @@ def test_every_command_the_templates_run_is_documented_in_the_readme() -> None:
     assert {"e2e-parallel", "junit-merge"} <= set(sessions) | set(tasks)
     for name, words in ci_commands():
         what, used = options(words)
+        if words[0] == "nox" and not what:  # bare `nox`: the default sessions
+            assert "`nox` alone runs" in README.read_text()
+            continue
         rows = sessions if words[0] == "nox" else tasks
         assert what in rows, f"{name}: `{shlex.join(words)}`: {what!r} is not in the README's table"
         undocumented = sorted(o for o in used if o not in rows[what])
@@ -132,3 +138,18 @@ def test_gitlab_runs_copies_against_docker_in_docker() -> None:
     assert job["variables"]["DOCKER_HOST"] == "tcp://docker:2375"
     assert any('--shard "${CI_NODE_INDEX}/${CI_NODE_TOTAL}"' in line for line in job["script"])
     assert job["artifacts"]["reports"]["junit"]
+
+
+def test_what_the_readme_documents_exists() -> None:
+    """Closes the loop: CI -> README (above) -> the real sessions and tasks."""
+    noxfile = ast.parse((ROOT / "noxfile.py").read_text())
+    sessions = set()
+    for node in noxfile.body:
+        decorators = [d for d in getattr(node, "decorator_list", []) if "nox.session" in ast.unparse(d)]
+        for decorator in decorators:  # @nox.session, or @nox.session(name="e2e-parallel")
+            names = [k.value for k in getattr(decorator, "keywords", []) if k.arg == "name"]
+            sessions.add(ast.literal_eval(names[0]) if names else getattr(node, "name", ""))
+    assert set(readme_table("Nox sessions")) <= sessions
+    assert set(readme_table("Commands")) <= set(namespace.task_names)
+    merge = namespace.tasks["junit-merge"]
+    assert all(f"--{name}" in readme_table("Commands")["junit-merge"] for name in merge.help)
