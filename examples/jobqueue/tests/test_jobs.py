@@ -58,7 +58,7 @@ def test_a_job_is_done_and_its_result_served(web: httpx.Client) -> None:
     }
 
 
-def test_jobs_are_done_in_the_order_they_came(web: httpx.Client) -> None:
+def test_every_job_of_a_burst_is_done(web: httpx.Client) -> None:
     ids = [submit(web, f"job number {n}") for n in range(5)]
     results = [wait_done(web, job_id)["result"]["upper"] for job_id in ids]
     assert results == [f"JOB NUMBER {n}" for n in range(5)]
