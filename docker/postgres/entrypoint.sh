@@ -1,8 +1,8 @@
 #!/bin/sh
 # Start a throwaway PostgreSQL for tests.
 #
-# A new cluster is created on every container start (compose mounts PGDATA's parent as a tmpfs),
-# so no run ever sees rows left by a previous one. Durability is switched off: a crash loses the
+# Every container start copies a pristine cluster into PGDATA (compose mounts PGDATA's parent as
+# a tmpfs), so no run ever sees rows left by a previous one. Durability is switched off: a crash loses the
 # database, which for a test database is the point.
 set -eu
 
@@ -21,34 +21,25 @@ for name in "$POSTGRES_USER" "$POSTGRES_DB"; do
 done
 
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    # The cluster made at build time (see the Dockerfile), not a new initdb: ~0.05 s, not ~0.6 s.
     mkdir -p "$PGDATA"
     chmod 0700 "$PGDATA"
+    cp -a "$PGTEMPLATE/." "$PGDATA/"
 
-    pwfile="$(mktemp)"
-    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
-    initdb --pgdata="$PGDATA" --username="$POSTGRES_USER" --pwfile="$pwfile" \
-        --auth-local=trust --auth-host=scram-sha-256 \
-        --encoding=UTF8 --locale=C.UTF-8 --no-sync > /dev/null
-    rm -f "$pwfile"
-
-    cat >> "$PGDATA/postgresql.conf" <<CONF
-
-# --- dockyard demo: a disposable test database ---
-listen_addresses = '*'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-jit = off
-CONF
-    # Any address may connect over the network, always with a password.
-    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
-
-    if [ "$POSTGRES_DB" != postgres ]; then
-        # Single-user mode: the database exists before the server accepts any connection,
-        # so the health check cannot pass early.
-        echo "CREATE DATABASE $POSTGRES_DB OWNER $POSTGRES_USER" \
-            | postgres --single -D "$PGDATA" postgres > /dev/null
-    fi
+    # Single-user mode: the role and the database exist before the server accepts any
+    # connection, so the health check cannot pass early. The password goes in on stdin (never
+    # in argv, where `ps` shows it), with single quotes doubled for the SQL literal.
+    password="$(printf '%s' "$POSTGRES_PASSWORD" | sed "s/'/''/g")"
+    {
+        if [ "$POSTGRES_USER" = postgres ]; then
+            echo "ALTER ROLE postgres PASSWORD '$password'"
+        else
+            echo "CREATE ROLE $POSTGRES_USER SUPERUSER LOGIN PASSWORD '$password'"
+        fi
+        if [ "$POSTGRES_DB" != postgres ]; then
+            echo "CREATE DATABASE $POSTGRES_DB OWNER $POSTGRES_USER"
+        fi
+    } | postgres --single -D "$PGDATA" -c log_min_messages=fatal postgres > /dev/null
 fi
 
 exec postgres -D "$PGDATA" "$@"

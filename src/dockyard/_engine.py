@@ -10,12 +10,12 @@ import shutil
 import subprocess
 import warnings
 from pathlib import Path
-
-import docker
-import docker.errors
-from docker import DockerClient as SdkClient
+from typing import TYPE_CHECKING
 
 from ._errors import DockerUnavailable
+
+if TYPE_CHECKING:
+    from docker import DockerClient as SdkClient
 
 MIN_COMPOSE = (2, 24, 4)  # first release that understands the `!override` tag of our override files
 _VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
@@ -29,6 +29,11 @@ def engine_name() -> str:
 @functools.cache
 def sdk() -> SdkClient:
     """A Docker SDK client for engine API calls; raises :class:`DockerUnavailable`."""
+    # Imported here, not at the top: docker-py (with requests) costs ~60 ms of import, and
+    # taking a berth or writing an override file needs no engine call.
+    import docker  # noqa: PLC0415
+    import docker.errors  # noqa: PLC0415
+
     if shutil.which("docker") is None:
         raise DockerUnavailable(
             "the `docker` command is not installed",

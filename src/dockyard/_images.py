@@ -161,8 +161,27 @@ def _slim(rootfs: Path) -> None:
                 shutil.rmtree(path)
 
 
+def declared_default(spec: BuildSpec, arg: str) -> str | None:
+    """The default of ``ARG <arg>=...`` before the first ``FROM`` of the spec's Dockerfile, if any.
+
+    So a compose file with a plain ``build: .`` (no ``args:``) still gets the bootstrapped base:
+    the Dockerfile alone says which argument names the base image.
+    """
+    try:
+        text = (spec.context / spec.dockerfile).read_text()
+    except OSError:  # a remote context or a generated Dockerfile: nothing to read here
+        return None
+    for line in text.splitlines():
+        if re.match(r"\s*FROM\s", line, re.IGNORECASE):
+            break  # an ARG after FROM belongs to a stage, not to the base image
+        match = re.fullmatch(rf"\s*ARG\s+{re.escape(arg)}\s*=\s*(\S+)\s*", line, re.IGNORECASE)
+        if match:
+            return match.group(1).strip("\"'") or None
+    return None
+
+
 def _resolve_base(client: DockerClient, spec: BuildSpec, settings: Settings, progress: Progress) -> BuildSpec:
-    base = spec.args.get(settings.base_image_arg)
+    base = spec.args.get(settings.base_image_arg) or declared_default(spec, settings.base_image_arg)
     if not base or _available(client, base):
         return spec
     return replace(
@@ -229,6 +248,8 @@ def ensure_images(
     progress = as_reporter(progress)
     result = {}
     for spec in specs:
+        if spec.image in result:
+            continue  # services sharing one image (web and worker, say): built or checked once
         began = time.monotonic()
         resolved = _resolve_base(client, spec, settings, progress)
         digest = context_digest(resolved)

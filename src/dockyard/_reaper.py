@@ -12,12 +12,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-
-import docker.errors
-from docker import DockerClient
+from typing import TYPE_CHECKING
 
 from ._berth import lock_is_held
 from ._lease import CorruptRecord, read_record
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 MANAGED = "dockyard.managed"
 
@@ -92,6 +93,8 @@ def find(client: DockerClient, **label_filters: str) -> list[Resource]:
 
 def remove(client: DockerClient, resources: Iterable[Resource]) -> list[str]:
     """Remove ``resources`` (containers first, then networks and volumes); problems as text."""
+    import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
+
     problems = []
     order = {"container": 0, "network": 1, "volume": 2}
     for res in sorted(resources, key=lambda r: order[r.kind]):

@@ -59,6 +59,7 @@ STATE_DIR = ".dockyard"  # under the project root, beside the artifacts
 DURATIONS = f"{STATE_DIR}/durations.json"
 SHARDS_DIR = f"{STATE_DIR}/shards"
 JUNIT = f"{STATE_DIR}/junit.xml"
+MERGED_NAME = "dockyard parallel"  # the <testsuites> name of a merged report: its suites are labelled
 _GIB = 1024**3
 _MEMORY_PER_SHARD = 2 * _GIB  # a stack of a few services plus its pytest, with headroom
 # Teardown of a stack takes seconds; beyond this a shard is stuck and is killed (the reaper
@@ -288,14 +289,18 @@ def junit_counts(root: ET.Element) -> Counts:
 
 
 def merge_junit(documents: Iterable[tuple[str, ET.Element]]) -> ET.Element:
-    """One ``<testsuites>`` holding every suite of ``(label, document)``, suites named by label."""
-    merged = ET.Element("testsuites", name="dockyard parallel")
+    """One ``<testsuites>`` holding every suite of ``(label, document)``, suites named by label.
+
+    An empty label keeps the suites' names (they were labelled by an earlier merge).
+    """
+    merged = ET.Element("testsuites", name=MERGED_NAME)
     totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
     elapsed = 0.0
     for label, root in documents:
         suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
         for suite in suites:
-            suite.set("name", f"{suite.get('name', 'pytest')} ({label})")
+            if label:
+                suite.set("name", f"{suite.get('name', 'pytest')} ({label})")
             for key in totals:
                 totals[key] += int(suite.get(key, "0") or 0)
             elapsed = max(elapsed, float(suite.get("time", "0") or 0))  # the shards ran at once
@@ -310,6 +315,36 @@ def write_xml(root: ET.Element, path: Path) -> None:
     """Write ``root`` as an XML file (parents created)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def merge_junit_files(paths: Iterable[Path]) -> tuple[ET.Element, list[Path]]:
+    """One JUnit document of the XML files ``paths`` name (a directory: every ``*.xml`` under it).
+
+    For a CI matrix of ``--shard K/N`` jobs: each job's ``.dockyard/junit.xml`` already names
+    its suites after its shard and keeps them; other files' suites are labelled by their path.
+    Returns the merged document and the files read.
+    """
+    remedy = "give JUnit XML files, or directories holding them, after `--`"
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(path.rglob("*.xml"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DockyardError(f"{path}: no such file or directory", remedy=remedy)
+    if not files:
+        raise DockyardError("no JUnit XML files to merge", remedy=remedy)
+    documents = []
+    for file in files:
+        try:
+            root = ET.parse(file).getroot()  # noqa: S314 - pytest's reports of the user's own runs
+        except ET.ParseError as exc:
+            raise DockyardError(f"{file} is not XML: {exc}", remedy=remedy) from None
+        if root.tag not in ("testsuites", "testsuite"):
+            raise DockyardError(f"{file} is not a JUnit report (its root is <{root.tag}>)", remedy=remedy)
+        documents.append(("" if root.get("name") == MERGED_NAME else file.as_posix(), root))
+    return merge_junit(documents), files
 
 
 # -- the plugin each shard's pytest loads (and the one collecting for the split) -----------------

@@ -12,26 +12,27 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
-from typing import Any
-
-import docker.errors
-from docker import DockerClient as SdkClient
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from typing import TYPE_CHECKING, Any
 
 from ._berth import Berth
 from ._compose import ComposeModel, compose_command
 from ._engine import preflight
 from ._errors import ComposeError, StackUnhealthy
 from ._forensics import Redactor, health_output, log_tail, write_bundle
-from ._images import ensure_images
 from ._progress import FAILED, HEALTHY, PROBING, STARTING, UNHEALTHY, WAITING, Reporter, as_reporter
 from ._reaper import find, labels_for, remove
 from ._settings import Settings
 
+if TYPE_CHECKING:
+    from docker import DockerClient as SdkClient
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
 _POLL = 0.1  # seconds between looks at the containers' state while waiting to a deadline
+_EXEC_POLL = 0.01  # seconds between looks at a running health-check command (most take ~50 ms)
 _DEFERRED = (signal.SIGINT, signal.SIGTERM)  # what may not cut a teardown short
 Progress = Reporter | Callable[[str], None]  # a plain callable gets each event as a line
 
@@ -108,10 +109,21 @@ class Stack:
         )
         self.redact = Redactor(self.model.secrets())
         self.override_path = settings.lock_dir / f"berth-{berth.index}.override.yml"
-        self.compose = DockerClient(
-            compose_files=[*settings.compose_files, self.override_path],
-            compose_project_name=berth.project,
-            compose_profiles=list(settings.profiles),
+        # Container -> StartedAt of the run whose health check dockyard saw pass: until the
+        # engine's own next check (one interval later) Docker still says "starting".
+        self._passed: dict[str, str] = {}
+
+    @cached_property
+    def compose(self) -> DockerClient:
+        """python-on-whales' client for this berth's compose project."""
+        # Imported on first use: python-on-whales (pydantic models) costs ~120 ms of import,
+        # which a process that only reads addresses or writes the override should not pay.
+        from python_on_whales import DockerClient  # noqa: PLC0415
+
+        return DockerClient(
+            compose_files=[*self.settings.compose_files, self.override_path],
+            compose_project_name=self.berth.project,
+            compose_profiles=list(self.settings.profiles),
         )
 
     # -- addresses ---------------------------------------------------------------------------
@@ -156,6 +168,8 @@ class Stack:
 
     def build(self, *, services: Sequence[str] = (), no_cache: bool = False) -> dict[str, str]:
         """Build the stack's images that are missing or changed (shared by all berths)."""
+        from ._images import ensure_images  # noqa: PLC0415 - the image builder and docker-py, when building
+
         specs = [s for s in self.model.build_specs() if not services or s.service in services]
         return ensure_images(preflight(), specs, self.settings, no_cache=no_cache, progress=self.progress)
 
@@ -193,6 +207,8 @@ class Stack:
 
     def _start(self, services: Sequence[str]) -> None:
         """Start the created containers of ``services`` through the engine API."""
+        from docker.errors import APIError  # noqa: PLC0415 - preflight() has imported docker-py
+
         api = preflight().api
         rows = api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
         todo = {
@@ -204,7 +220,7 @@ class Stack:
         def start(container_id: str) -> tuple[str, str] | None:
             try:
                 api.start(container_id)
-            except docker.errors.APIError as exc:
+            except APIError as exc:
                 return todo[container_id], str(exc.explanation or exc)
             return None
 
@@ -248,6 +264,7 @@ class Stack:
                     next_probe[name] = time.monotonic() + max(_POLL, took)
                     if passed:
                         probed.add(name)
+                        self._passed[state.container] = inspected[state.container]["State"]["StartedAt"]
                         self.progress.service_state(name, HEALTHY)
             pending = [n for n in pending if n not in probed]
             if not pending:
@@ -269,6 +286,8 @@ class Stack:
         that costs a connect() to find out, so the (maybe heavy) health-check command only
         runs once the ports listen.
         """
+        from docker.errors import APIError  # noqa: PLC0415 - preflight() has imported docker-py
+
         api = preflight().api
         if container not in inspected:
             inspected[container] = api.inspect_container(container)
@@ -279,11 +298,20 @@ class Stack:
         if not _listening(info):
             return False
         command = test[1:] if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]
+        # The check's own timeout (Docker's default 30 s), as the engine would apply it.
+        limit = (((info.get("Config") or {}).get("Healthcheck") or {}).get("Timeout") or 30e9) / 1e9
         try:
             exec_id = api.exec_create(container, command, stdout=False, stderr=False)["Id"]
-            api.exec_start(exec_id)
-            return bool(api.exec_inspect(exec_id).get("ExitCode") == 0)
-        except docker.errors.APIError:
+            # With no stream attached the engine answers at once, while the check still runs:
+            # its exit code is there only once exec_inspect says it is no longer running.
+            api.exec_start(exec_id, detach=True)
+            deadline = time.monotonic() + limit
+            while (result := api.exec_inspect(exec_id)).get("Running"):
+                if time.monotonic() > deadline:
+                    return False  # a check that hangs has failed, as it would for the engine
+                time.sleep(_EXEC_POLL)
+            return bool(result.get("ExitCode") == 0)
+        except APIError:
             return False  # the container is stopping or gone: the next look at its state says why
 
     def _report(self, service: str, state: ServiceState | None, probed: bool) -> None:
@@ -349,12 +377,25 @@ class Stack:
         return list(client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"}))
 
     def ps(self) -> list[ServiceState]:
-        """The state of every container of the project (one engine call)."""
-        rows = preflight().api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
-        return sorted(
-            (_parse_status(r) for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"),
-            key=lambda s: s.service,
-        )
+        """The state of every container of the project (one engine call).
+
+        A container whose health check dockyard saw pass counts as healthy while Docker still
+        says "starting" (until the engine's own first check), as long as it is the same run.
+        """
+        from docker.errors import NotFound  # noqa: PLC0415 - preflight() has imported docker-py
+
+        api = preflight().api
+        rows = api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
+        states = [_parse_status(r) for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"]
+        for i, state in enumerate(states):
+            if state.health == "starting" and state.container in self._passed:
+                try:
+                    started = api.inspect_container(state.container)["State"]["StartedAt"]
+                except NotFound:
+                    continue
+                if started == self._passed[state.container]:
+                    states[i] = replace(state, health="healthy")
+        return sorted(states, key=lambda s: s.service)
 
     def down(self) -> None:
         """Remove containers, networks, volumes and orphans; then sweep anything of this lease left.
@@ -362,6 +403,8 @@ class Stack:
         SIGINT/SIGTERM arriving meanwhile are held until the sweep is done, then delivered: the
         lease is released right after a teardown, so one cut short leaked the stack for good.
         """
+        from python_on_whales.exceptions import DockerException  # noqa: PLC0415 - see `compose`
+
         with _signals_deferred():
             try:
                 self.compose.compose.down(
@@ -430,6 +473,8 @@ class Stack:
         return subprocess.call([*cmd, service, *command], cwd=self.settings.root)
 
     def _run(self, action: str, call: Callable[[], object]) -> None:
+        from python_on_whales.exceptions import DockerException  # noqa: PLC0415 - see `compose`
+
         try:
             call()
         except DockerException as exc:

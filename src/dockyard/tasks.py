@@ -37,7 +37,7 @@ from ._progress import SILENT, Reporter
 from ._reaper import find, parse_duration, remove, select_for_cleanup
 from ._runner import run as run_command
 from ._settings import Settings, load_settings
-from ._shards import choose_shards, run_shards
+from ._shards import JUNIT, choose_shards, junit_counts, merge_junit_files, run_shards, write_xml
 from ._stack import Stack
 from ._validate import checklist
 
@@ -363,4 +363,20 @@ def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json
         raise Exit(code=code)
 
 
-namespace = Collection(up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run, parallel)
+@task(help={"output": f"Where to write the merged JUnit XML (default: {JUNIT})."})
+@_front
+def junit_merge(c: Context, output: str = "") -> None:
+    """Merge the JUnit XML files (or directories of them) after `--` into one report, e.g. of CI shards."""
+    merged, files = merge_junit_files(Path(word) for word in shlex.split(remainder.get()))
+    target = Path(output or JUNIT)
+    write_xml(merged, target)
+    counts = junit_counts(merged)
+    say(
+        f"merged {len(files)} file(s) into {target}: {counts.tests} tests, {counts.passed} passed, "
+        f"{counts.failed} failed, {counts.skipped} skipped"
+    )
+
+
+namespace = Collection(
+    up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run, parallel, junit_merge
+)

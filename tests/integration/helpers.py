@@ -176,6 +176,7 @@ def service(
     command: Sequence[str] = ("sleep", "infinity"),
     health: Sequence[str] = ("CMD", "true"),
     retries: int = 30,
+    interval: str = "1s",
     extra: Sequence[str] = (),
 ) -> str:
     """One service of ``IMAGE`` as compose YAML (JSON lists are YAML flow sequences); stops fast."""
@@ -185,7 +186,7 @@ def service(
         f"    command: {json.dumps(list(command))}",
         "    init: true",
         "    stop_grace_period: 1s",
-        f"    healthcheck: {{test: {json.dumps(list(health))}, interval: 1s, timeout: 5s, retries: {retries}}}",
+        f"    healthcheck: {{test: {json.dumps(list(health))}, interval: {interval}, timeout: 5s, retries: {retries}}}",
     ]
     if ports:
         lines.append(f"    ports: {json.dumps(list(ports))}")

@@ -91,6 +91,22 @@ def test_up_down_round_trip(make_project: Projects) -> None:
     assert took < 3.0, f"down took {took:.1f}s"
 
 
+def test_ready_without_waiting_for_the_engines_health_interval(make_project: Projects) -> None:
+    """dockyard runs each service's own health check itself: a 60 s interval does not hold `up` up."""
+    slow = compose(service("web", health=("CMD-SHELL", "test -d /proc/1"), interval="60s"))
+    project = make_project("probed", "23500-23599", slow, health_timeout=30)
+    with dockyard.acquire_berth(project.settings, with_ports=False) as berth:
+        stack = dockyard.Stack(project.settings, berth)
+        stack.up()  # would time out after 30 s if only the engine's first check (at 60 s) counted
+        try:
+            (engine_view,) = project_resources(stack.project)["container"]
+            assert engine_view["State"]["Health"]["Status"] == "starting"  # the engine has not checked yet
+            (state,) = stack.ps()
+            assert (state.service, state.health, state.ready) == ("web", "healthy", True)
+        finally:
+            stack.down()
+
+
 def test_two_berths_side_by_side(make_project: Projects) -> None:
     project = make_project("twoberths", "22100-22199", TWO_SERVICES)
     with two_stacks(project) as (one, two):

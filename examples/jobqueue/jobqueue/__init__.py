@@ -1,0 +1,1 @@
+"""jobqueue: jobs accepted over HTTP, done by a worker, with Redis in between."""

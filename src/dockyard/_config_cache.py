@@ -1,0 +1,195 @@
+"""A memo of ``docker compose config``, valid for as long as everything it read is unchanged.
+
+Asking Compose for the effective configuration (and its version first) costs two processes,
+~150 ms, on every ``up``, ``run``, shard and pytest session. The answer depends only on the
+compose files, the files they pull in (``include``, ``extends``, ``env_file``), the ``.env``
+file, the environment variables the files interpolate, the profiles and the Compose binary.
+Each entry records exactly those inputs, and is used only while every one of them still
+matches; anything unreadable or unexpected is a miss, never an error.
+
+Entries live in the private lock directory (the effective config holds the stack's
+environment, passwords included), one file per set of compose files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._berth import ensure_lock_dir
+from ._errors import LockDirError
+from ._settings import Settings
+
+_FORMAT = 1
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+# Where the docker CLI looks for its Compose plugin, after $DOCKER_CONFIG/cli-plugins.
+_PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+
+Loader = Callable[[], tuple[tuple[int, int, int], dict[str, Any]]]
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """Safe YAML that reads Compose's own tags (``!reset``, ``!override``) as plain values."""
+
+
+def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]  # the remaining node kind
+
+
+_TolerantLoader.add_multi_constructor("!", _untagged)
+
+
+def compose_plugin() -> list[object] | None:
+    """Identity (path, size, mtime) of the Compose plugin the docker CLI would run, if found."""
+    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+    for folder in (config / "cli-plugins", *map(Path, _PLUGIN_DIRS)):
+        candidate = folder / "docker-compose"
+        try:
+            resolved = candidate.resolve(strict=True)
+            st = resolved.stat()
+        except OSError:
+            continue
+        return [str(resolved), st.st_size, st.st_mtime_ns]
+    return None
+
+
+def _digest(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _as_list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _referenced(path: Path, project_dir: Path) -> Iterator[Path]:
+    """Files that ``path`` pulls into the configuration (``include``, ``extends``, ``env_file``)."""
+    try:
+        data = yaml.load(path.read_text(), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, yaml.YAMLError):
+        return
+    if not isinstance(data, dict):
+        return
+    bases = (path.parent, project_dir)  # relative to the file or to the project: take both
+    for item in _as_list(data.get("include")):
+        for entry in _as_list(item.get("path") if isinstance(item, dict) else item):
+            yield from (base / str(entry) for base in bases)
+        if isinstance(item, dict):
+            yield from (base / str(e) for e in _as_list(item.get("env_file")) for base in bases)
+    for service in (data.get("services") or {}).values():
+        if not isinstance(service, dict):
+            continue
+        extends = service.get("extends")
+        if isinstance(extends, dict) and extends.get("file"):
+            yield from (base / str(extends["file"]) for base in bases)
+        for entry in _as_list(service.get("env_file")):
+            name = entry.get("path") if isinstance(entry, dict) else entry
+            yield from (base / str(name) for base in bases)
+
+
+def _inputs(settings: Settings) -> dict[str, str | None]:
+    """Every file the configuration may depend on, with its content digest (None: missing)."""
+    project_dir = settings.compose_files[0].parent
+    found: dict[str, str | None] = {}
+    todo = [*settings.compose_files, project_dir / ".env", settings.root / ".env"]
+    while todo:
+        path = todo.pop()
+        key = str(path.resolve())
+        if key in found:
+            continue
+        found[key] = _digest(path)
+        if found[key] is not None and path.suffix in (".yml", ".yaml"):
+            todo += _referenced(path, project_dir)
+    return found
+
+
+def _environment(inputs: Iterable[str]) -> dict[str, str | None]:
+    """The variables the files interpolate, and Compose's own ``COMPOSE_*`` settings."""
+    names = {name for name in os.environ if name.startswith("COMPOSE_")}
+    for path in inputs:
+        try:
+            names.update(_VARIABLE.findall(Path(path).read_text()))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return {name: os.environ.get(name) for name in sorted(names)}
+
+
+def _entry_path(settings: Settings) -> Path:
+    key = json.dumps([str(settings.root), [str(p) for p in settings.compose_files], list(settings.profiles)])
+    return settings.lock_dir / "config-cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+
+def _still_valid(entry: dict[str, Any]) -> bool:
+    inputs: dict[str, str | None] = entry["inputs"]
+    return (
+        entry.get("format") == _FORMAT
+        and entry["plugin"] == compose_plugin()
+        and all(_digest(Path(path)) == digest for path, digest in inputs.items())
+        and entry["environment"] == {name: os.environ.get(name) for name in entry["environment"]}
+        # A COMPOSE_* variable set since (COMPOSE_PROFILES, say) was not among the names above.
+        and all(name in entry["environment"] for name in os.environ if name.startswith("COMPOSE_"))
+    )
+
+
+def effective_config(settings: Settings, load: Loader) -> dict[str, Any]:
+    """``load()``'s configuration, from the memo while its inputs are unchanged."""
+    path = _entry_path(settings)
+    plugin = compose_plugin()
+    if plugin is None or os.environ.get("DOCKYARD_CONFIG_CACHE") == "0":
+        return load()[1]  # no plugin file to fingerprint: cannot tell when Compose changes
+    try:
+        # Entries are trusted only from a directory private to this user: one planted by
+        # somebody else could add a bind mount to every stack.
+        ensure_lock_dir(settings.lock_dir)
+    except LockDirError:
+        return load()[1]  # taking a berth will say what is wrong with the directory
+    try:
+        entry = json.loads(path.read_text())
+        if _still_valid(entry):
+            return dict(entry["config"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no entry, or one from another format or a torn write: ask Compose
+    inputs = _inputs(settings)  # before asking Compose, so an edit meanwhile cannot be missed
+    environment = _environment(inputs)
+    version, config = load()
+    entry = {
+        "format": _FORMAT,
+        "plugin": plugin,
+        "compose_version": list(version),
+        "inputs": inputs,
+        "environment": environment,
+        "config": config,
+    }
+    try:
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
+    except OSError:
+        return config  # a memo that cannot be written only costs the next caller ~150 ms
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(entry, fh)
+        os.replace(tmp, path)  # readers see the old entry or the new one, never half of one
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
+    return config
