@@ -511,7 +511,7 @@ def _look(runs: Iterable[ShardRun], up: set[int], view: ShardView) -> None:
         view.stack_up(run.label, report["index"], report["project"], report["timings"].get("up", 0.0))
 
 
-def _launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_once: int) -> None:
+def _launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_once: int, view: ShardView) -> None:
     """Run every shard, at most ``at_once`` starting their stacks at a time; wait for all.
 
     Sets each run's exit code and wall time (from its own start). A shard has started its
@@ -526,25 +526,24 @@ def _launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_
     running: dict[Future[int], ShardRun] = {}
     up: set[int] = set()  # shards whose stack is up (their report is there)
     try:
-        with shard_view() as view:
-            for run in queued:
-                view.queued(run.label, len(run.nodeids))
-            while queued or running:
-                starting = [r for r in starting if procs[r.number].poll() is None and not r.path("json").exists()]
-                while queued and len(starting) < at_once:
-                    run = queued.pop(0)
-                    started[run.number] = time.monotonic()
-                    procs[run.number] = _start(run, pytest_args, cwd)
-                    view.started(run.label, len(run.nodeids), run.path("log"))
-                    running[pool.submit(procs[run.number].wait)] = run
-                    starting.append(run)
-                # A few times a second: whose stack is up (to start the next), what the others wait for.
-                done, _ = wait(running, timeout=_POLL_S, return_when=FIRST_COMPLETED)
-                _look(running.values(), up, view)
-                for future in done:
-                    run = running.pop(future)
-                    run.exit_code, run.wall = future.result(), time.monotonic() - started[run.number]
-                    view.ended(run.label, run.exit_code, run.wall)
+        for run in queued:
+            view.queued(run.label, len(run.nodeids))
+        while queued or running:
+            starting = [r for r in starting if procs[r.number].poll() is None and not r.path("json").exists()]
+            while queued and len(starting) < at_once:
+                run = queued.pop(0)
+                started[run.number] = time.monotonic()
+                procs[run.number] = _start(run, pytest_args, cwd)
+                view.started(run.label, len(run.nodeids), run.path("log"))
+                running[pool.submit(procs[run.number].wait)] = run
+                starting.append(run)
+            # A few times a second: whose stack is up (to start the next), what the others wait for.
+            done, _ = wait(running, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+            _look(running.values(), up, view)
+            for future in done:
+                run = running.pop(future)
+                run.exit_code, run.wall = future.result(), time.monotonic() - started[run.number]
+                view.ended(run.label, run.exit_code, run.wall)
     except KeyboardInterrupt:
         _stop(procs, terminate=False)
         raise
@@ -729,7 +728,9 @@ def run_shards(
         if at_once < len(active):
             say(f"stacks start {at_once} at a time (the heaviest part of a shard); the tests run all at once")
         try:
-            _launch(active, pytest_args, cwd, at_once)
+            # Around _launch, not in it: on Ctrl-C the view stops only once the shards have.
+            with shard_view() as view:
+                _launch(active, pytest_args, cwd, at_once, view)
         except _Terminated:
             say("terminated: the shards were stopped and took their stacks down")
             return 128 + signal.SIGTERM
