@@ -137,7 +137,7 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
                     "project": s.project,
                     "port_block": [s.port_block.start, s.port_block.stop - 1],
                     # This project's services and ports, when the holder runs this project's stack.
-                    "ports": ports.get(s.index),
+                    "ports": ports.get(s),
                     "holder": asdict(s.record) if s.record else None,
                     "reason": s.reason,
                 }
@@ -168,8 +168,11 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
     )
 
 
-def _published_ports(settings: Settings, rows: list[BerthStatus]) -> dict[int, dict[str, dict[str, int]]]:
-    """Service -> container port -> host port of the live berths that run this project's stack."""
+def _published_ports(settings: Settings, rows: list[BerthStatus]) -> dict[BerthStatus, dict[str, dict[str, int]]]:
+    """Service -> container port -> host port of the live berths that run this project's stack.
+
+    Keyed by the status row itself, not its index: rows of several pools may share an index.
+    """
     ours = [s for s in rows if s.state is State.LIVE and s.record is not None and s.record.cwd == str(settings.root)]
     if not ours:
         return {}
@@ -177,10 +180,10 @@ def _published_ports(settings: Settings, rows: list[BerthStatus]) -> dict[int, d
         model = ComposeModel.load(settings)
     except DockyardError:
         return {}  # the compose files changed under a running stack: no ports rather than no status
-    result: dict[int, dict[str, dict[str, int]]] = {}
+    result: dict[BerthStatus, dict[str, dict[str, int]]] = {}
     for s in ours:
         for (service, target, _proto), host in model.port_map(s.port_block).items():
-            result.setdefault(s.index, {}).setdefault(service, {})[str(target)] = host
+            result.setdefault(s, {}).setdefault(service, {})[str(target)] = host
     return result
 
 
