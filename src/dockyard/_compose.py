@@ -89,7 +89,7 @@ class ComposeModel:
                 raise ComposeError("docker compose config", cmd, out.returncode, out.stderr)
             return version, json.loads(out.stdout)
 
-        return cls(settings, effective_config(settings, ask))
+        return cls(settings, effective_config(settings, ask, lambda config: not cls(settings, config).secrets()))
 
     @property
     def services(self) -> dict[str, dict[str, Any]]:

@@ -152,8 +152,13 @@ def _still_valid(entry: dict[str, Any]) -> bool:
     )
 
 
-def effective_config(settings: Settings, load: Loader) -> dict[str, Any]:
-    """``load()``'s configuration, from the memo while its inputs are unchanged."""
+def effective_config(
+    settings: Settings, load: Loader, storable: Callable[[dict[str, Any]], bool] = lambda _: True
+) -> dict[str, Any]:
+    """``load()``'s configuration, from the memo while its inputs are unchanged.
+
+    A configuration that ``storable`` refuses (one holding secrets) is never written to disk.
+    """
     path = _entry_path(settings)
     plugin = compose_plugin()
     if plugin is None or os.environ.get("DOCKYARD_CONFIG_CACHE") == "0":
@@ -173,6 +178,8 @@ def effective_config(settings: Settings, load: Loader) -> dict[str, Any]:
     inputs = _inputs(settings)  # before asking Compose, so an edit meanwhile cannot be missed
     environment = _environment(inputs)
     version, config = load()
+    if not storable(config):
+        return config  # secrets stay in memory: no file of dockyard's may show them
     entry = {
         "format": _FORMAT,
         "plugin": plugin,

@@ -152,3 +152,12 @@ def test_the_plugin_identity_names_the_resolved_file(tmp_path: Path, monkeypatch
     (plugins / "docker-compose").symlink_to(real)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
     assert _config_cache.compose_plugin() == [str(real), 6, os.stat(real).st_mtime_ns]
+
+
+@pytest.mark.usefixtures("plugin")
+def test_a_config_holding_secrets_is_never_written(project: Settings) -> None:
+    loader = CountingLoader()
+    effective_config(project, loader, storable=lambda _config: False)
+    effective_config(project, loader, storable=lambda _config: False)
+    assert loader.calls == 2
+    assert not list((project.lock_dir / "config-cache").glob("*.json"))
