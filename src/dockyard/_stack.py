@@ -248,7 +248,8 @@ class Stack:
         next_probe: dict[str, float] = {}
         inspected: dict[str, dict[str, Any]] = {}  # a running container's check and address do not change
         while True:
-            states = {s.service: s for s in self.ps() if s.service in wanted}
+            # The engine's view alone (one call a look): `probed` already says what passed here.
+            states = {s.service: s for s in self._engine_states() if s.service in wanted}
             for name in sorted(wanted):
                 self._report(name, states.get(name), name in probed)
             failed = sorted(name for name, s in states.items() if s.failed)
@@ -376,17 +377,22 @@ class Stack:
     def _containers(self, client: SdkClient) -> list[Any]:
         return list(client.containers.list(all=True, filters={"label": f"com.docker.compose.project={self.project}"}))
 
+    def _engine_states(self) -> list[ServiceState]:
+        """What Docker says of every container of the project (one engine call)."""
+        rows = preflight().api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
+        return [_parse_status(r) for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"]
+
     def ps(self) -> list[ServiceState]:
-        """The state of every container of the project (one engine call).
+        """The state of every container of the project.
 
         A container whose health check dockyard saw pass counts as healthy while Docker still
-        says "starting" (until the engine's own first check), as long as it is the same run.
+        says "starting" (until the engine's own first check), as long as it is the same run:
+        one more engine call for each such container.
         """
         from docker.errors import NotFound  # noqa: PLC0415 - preflight() has imported docker-py
 
         api = preflight().api
-        rows = api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
-        states = [_parse_status(r) for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"]
+        states = self._engine_states()
         for i, state in enumerate(states):
             if state.health == "starting" and state.container in self._passed:
                 try:
