@@ -45,7 +45,7 @@ def acquire_berth(
     try:
         berth.watch()
         if with_ports:
-            model = ComposeModel.load(settings, berth.project)
+            model = ComposeModel.load(settings)
             for (service, target, _proto), host in model.port_map(berth.port_block).items():
                 berth.ports.setdefault(service, {})[target] = host
         yield berth

@@ -70,14 +70,12 @@ class ComposeModel:
         self.config = config
 
     @classmethod
-    def load(cls, settings: Settings, project: str | None = None) -> ComposeModel:
+    def load(cls, settings: Settings) -> ComposeModel:
         """Ask Compose for the merged, interpolated configuration (memoised while unchanged).
 
-        ``project`` is accepted for compatibility and not used: the configuration is asked
-        for under one fixed name, so that every berth shares the memo; nothing dockyard reads
-        from it (services, ports, keys of networks and volumes) depends on the project name.
+        Asked under one fixed project name, so that every berth shares the memo: nothing
+        dockyard reads from it (services, ports, keys of networks and volumes) depends on it.
         """
-        del project
 
         def ask() -> tuple[tuple[int, int, int], dict[str, Any]]:
             # Compose v2 first: without it `config` fails with the docker CLI's own riddle

@@ -140,11 +140,11 @@ def _entry_path(settings: Settings) -> Path:
     return settings.lock_dir / "config-cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
-def _still_valid(entry: dict[str, Any]) -> bool:
+def _still_valid(entry: dict[str, Any], plugin: list[object]) -> bool:
     inputs: dict[str, str | None] = entry["inputs"]
     return (
         entry.get("format") == _FORMAT
-        and entry["plugin"] == compose_plugin()
+        and entry["plugin"] == plugin
         and all(_digest(Path(path)) == digest for path, digest in inputs.items())
         and entry["environment"] == {name: os.environ.get(name) for name in entry["environment"]}
         # A COMPOSE_* variable set since (COMPOSE_PROFILES, say) was not among the names above.
@@ -171,7 +171,7 @@ def effective_config(
         return load()[1]  # taking a berth will say what is wrong with the directory
     try:
         entry = json.loads(path.read_text())
-        if _still_valid(entry):
+        if _still_valid(entry, plugin):
             return dict(entry["config"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # no entry, or one from another format or a torn write: ask Compose

@@ -99,7 +99,7 @@ class Stack:
         self.settings = settings
         self.berth = berth
         self.progress = as_reporter(progress)
-        self.model = model or ComposeModel.load(settings, berth.project)
+        self.model = model or ComposeModel.load(settings)
         self.port_map = self.model.port_map(berth.port_block)
         berth.ports = {}
         for (service, target, _proto), host in self.port_map.items():
