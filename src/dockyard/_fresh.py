@@ -29,8 +29,9 @@ _TEMPLATE_LOCK = 0x646F636B  # pg advisory lock id ("dock"): one worker creates 
 
 @dataclass(frozen=True)
 class Postgres:
-    """Where the stack's PostgreSQL is, from the host."""
+    """Where the stack's PostgreSQL is, as this process reaches it (``Stack.address``)."""
 
+    host: str
     port: int
     user: str
     password: str
@@ -39,26 +40,28 @@ class Postgres:
     def dsn(self, database: str | None = None) -> str:
         """A libpq connection string for ``database`` (default: the service's own)."""
         return (
-            f"host=127.0.0.1 port={self.port} user={self.user} password={self.password} "
+            f"host={self.host} port={self.port} user={self.user} password={self.password} "
             f"dbname={database or self.database} connect_timeout=5"
         )
 
 
-def _find(stack: Stack) -> tuple[Postgres | None, int | None]:
+def _find(stack: Stack) -> tuple[Postgres | None, tuple[str, int] | None]:
     postgres = redis = None
     for name, svc in stack.model.services.items():
         targets = {int(p["target"]) for p in svc.get("ports", [])}
         env: dict[str, Any] = svc.get("environment") or {}
         if 5432 in targets and postgres is None:
             user = str(env.get("POSTGRES_USER") or "postgres")
+            host, port = stack.address(name, 5432)
             postgres = Postgres(
-                port=stack.port(name, 5432),
+                host=host,
+                port=port,
                 user=user,
                 password=str(env.get("POSTGRES_PASSWORD") or ""),
                 database=str(env.get("POSTGRES_DB") or user),
             )
         if 6379 in targets and redis is None:
-            redis = stack.port(name, 6379)
+            redis = stack.address(name, 6379)
     return postgres, redis
 
 
@@ -67,8 +70,8 @@ class FreshState:
 
     def __init__(self, stack: Stack, worker: str | None = None) -> None:
         self.stack = stack
-        self.postgres, self.redis_port = _find(stack)
-        if self.postgres is None and self.redis_port is None:
+        self.postgres, self.redis_address = _find(stack)
+        if self.postgres is None and self.redis_address is None:
             raise DockyardError(
                 f"no PostgreSQL (5432) or Redis (6379) service is published by {stack.project}",
                 remedy="fresh state works on a service publishing 5432 and/or 6379",
@@ -95,9 +98,10 @@ class FreshState:
     @property
     def redis_url(self) -> str:
         """URL of this test's Redis database."""
-        if self.redis_port is None:
+        if self.redis_address is None:
             raise DockyardError(f"{self.stack.project} publishes no Redis (6379)")
-        return f"redis://127.0.0.1:{self.redis_port}/{self.redis_db}"
+        host, port = self.redis_address
+        return f"redis://{host}:{port}/{self.redis_db}"
 
     def _admin(self) -> Any:
         if self._conn is not None and not self._conn.closed:
@@ -152,7 +156,7 @@ class FreshState:
             # FILE_COPY copies the few files of a small database at once; the default
             # WAL_LOG strategy writes every block through the WAL, several times slower here.
             conn.execute(f'CREATE DATABASE "{self.database}" TEMPLATE "{self.template}" STRATEGY FILE_COPY')
-        if self.redis_port is not None:
+        if self.redis_address is not None:
             self._flush_redis()
         elapsed = time.perf_counter() - started
         self.timings.append(elapsed)
@@ -164,7 +168,9 @@ class FreshState:
         except ImportError:
             raise DockyardError("fresh state for Redis needs redis-py", remedy="pip install redis") from None
         if self._redis is None:
-            self._redis = redis.Redis(host="127.0.0.1", port=self.redis_port or 0, db=self.redis_db, socket_timeout=5)
+            assert self.redis_address is not None  # noqa: S101 - reset() checks; narrows the type
+            host, port = self.redis_address
+            self._redis = redis.Redis(host=host, port=port, db=self.redis_db, socket_timeout=5)
         if self.worker:
             self._redis.flushdb()
         else:

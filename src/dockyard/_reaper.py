@@ -91,6 +91,31 @@ def find(client: DockerClient, **label_filters: str) -> list[Resource]:
     return found
 
 
+def detach_foreign(client: DockerClient, network: str, lease: str | None) -> None:
+    """Disconnect from ``network`` every container that is not of ``lease``'s stack.
+
+    A test runner in a container joins its stack's networks (see ``_where``); a network with
+    such an endpoint cannot be removed ("has active endpoints"). Those containers are only
+    disconnected, never stopped or removed: they are not ours.
+    """
+    import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
+
+    try:
+        attached = set((client.api.inspect_network(network).get("Containers") or {}).keys())
+    except docker.errors.NotFound:
+        return
+    if not attached:
+        return
+    own = set()
+    if lease:
+        own = {c["Id"] for c in client.api.containers(all=True, filters={"label": [f"dockyard.lease={lease}"]})}
+    for container in sorted(attached - own):
+        try:
+            client.api.disconnect_container_from_network(container, network, force=True)
+        except docker.errors.APIError:
+            continue  # gone meanwhile, or refused: the network's removal reports what is still attached
+
+
 def remove(client: DockerClient, resources: Iterable[Resource]) -> list[str]:
     """Remove ``resources`` (containers first, then networks and volumes); problems as text."""
     import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
@@ -104,6 +129,7 @@ def remove(client: DockerClient, resources: Iterable[Resource]) -> list[str]:
             if res.kind == "container":
                 client.api.remove_container(res.id, force=True, v=True)
             elif res.kind == "network":
+                detach_foreign(client, res.id, res.labels.get("dockyard.lease"))
                 client.api.remove_network(res.id)
             else:
                 client.api.remove_volume(res.id, force=True)

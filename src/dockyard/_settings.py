@@ -50,6 +50,10 @@ def _non_negative(value: float) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
 
+def _runner(value: str) -> str | None:
+    return None if value in ("auto", "host", "container") else "must be auto, host or container"
+
+
 def _prefix(value: str) -> str | None:
     if _PROJECT_PREFIX.match(value):
         return None
@@ -88,6 +92,14 @@ FIELDS: tuple[Field, ...] = (
         "BASE_IMAGE",
         "Build argument that dockyard may point at a locally bootstrapped Debian base image.",
     ),
+    Field(
+        "runner",
+        "str",
+        "auto",
+        "Where tests run: `host` (services on 127.0.0.1 and host ports), `container` (attach the runner's "
+        "container to the stack's networks, services by container name and port) or `auto` (detect).",
+        _runner,
+    ),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -111,6 +123,7 @@ class Settings:
     keep_on_failure: bool
     skip_missing_docker: bool
     base_image_arg: str
+    runner: str = "auto"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def port_block(self, index: int) -> range:
@@ -256,6 +269,7 @@ def load_settings(root: str | os.PathLike[str] | None = None, env: Mapping[str, 
         keep_on_failure=values["keep_on_failure"],
         skip_missing_docker=values["skip_missing_docker"],
         base_image_arg=values["base_image_arg"],
+        runner=values["runner"],
         sources=sources,
     )
 

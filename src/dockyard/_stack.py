@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 from ._berth import Berth
 from ._compose import ComposeModel, compose_command
 from ._engine import preflight
-from ._errors import ComposeError, StackUnhealthy
+from ._errors import ComposeError, DockyardError, StackUnhealthy
 from ._forensics import Redactor, health_output, log_tail, write_bundle
 from ._progress import FAILED, HEALTHY, PROBING, STARTING, UNHEALTHY, WAITING, Reporter, as_reporter
-from ._reaper import find, labels_for, remove
+from ._reaper import detach_foreign, find, labels_for, remove
 from ._settings import Settings
+from ._where import runner, say_once
 
 if TYPE_CHECKING:
     from docker import DockerClient as SdkClient
@@ -112,6 +113,7 @@ class Stack:
         # Container -> StartedAt of the run whose health check dockyard saw pass: until the
         # engine's own next check (one interval later) Docker still says "starting".
         self._passed: dict[str, str] = {}
+        self._names: dict[str, str] = {}  # service -> container name, for addresses from a runner container
 
     @cached_property
     def compose(self) -> DockerClient:
@@ -143,17 +145,55 @@ class Stack:
                 f"{service}:{container_port} is not published; published: {published or 'nothing'}"
             ) from None
 
+    def address(self, service: str, container_port: int) -> tuple[str, int]:
+        """Where this process reaches ``service``'s published ``container_port``: (host, port).
+
+        ``("127.0.0.1", <host port>)`` on the host; from a runner container attached to the
+        stack's networks (see ``_where``), the service container's name and the container
+        port. Every address dockyard hands out (URLs, DSNs) is made here.
+        """
+        host_port = self.port(service, container_port)  # unpublished ports are an error either way
+        if not runner(self.settings.runner).attached:
+            return "127.0.0.1", host_port
+        # The container name, not the service name: a runner attached to two stacks' networks
+        # (two berths at once) would get either stack's "postgres" for the bare service name.
+        return self._container_name(service), container_port
+
+    def _container_name(self, service: str) -> str:
+        if service not in self._names:
+            rows = preflight().api.containers(
+                all=True,
+                filters={
+                    "label": [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
+                },
+            )
+            names = sorted(
+                r["Names"][0].lstrip("/") for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"
+            )
+            if not names:
+                return service  # not created yet: the network alias is the best guess, so not remembered
+            self._names[service] = names[0]
+        return self._names[service]
+
     def url(self, service: str, container_port: int, scheme: str = "http") -> str:
-        """``scheme://127.0.0.1:<host port>`` of a published port."""
-        return f"{scheme}://127.0.0.1:{self.port(service, container_port)}"
+        """``scheme://<host>:<port>`` of a published port (see :meth:`address`)."""
+        host, port = self.address(service, container_port)
+        return f"{scheme}://{host}:{port}"
 
     def describe(self) -> dict[str, Any]:
-        """Machine-readable berth info (what ``up --json`` prints)."""
+        """Machine-readable berth info (what ``up --json`` prints).
+
+        ``ports`` are the host ports; ``addresses`` are ``host:port`` as this process reaches them.
+        """
         return {
             "index": self.berth.index,
             "project": self.project,
             "port_block": [self.berth.port_block.start, self.berth.port_block.stop - 1],
             "ports": {svc: {str(k): v for k, v in ports.items()} for svc, ports in self.berth.ports.items()},
+            "addresses": {
+                svc: {str(k): "{}:{}".format(*self.address(svc, k)) for k in ports}
+                for svc, ports in self.berth.ports.items()
+            },
         }
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -193,6 +233,7 @@ class Stack:
             self._run(
                 "up --no-start", lambda: self.compose.compose.up(detach=True, no_build=True, quiet=True, start=False)
             )
+            self._attach_runner()
             deadline = time.monotonic() + self.settings.health_timeout
             for level in self.model.start_levels():
                 self._start(level)
@@ -204,6 +245,31 @@ class Stack:
             self.down()
             raise
         self.progress.stack_ready(self.project, time.monotonic() - began)
+
+    def _networks(self) -> list[str]:
+        rows = preflight().api.networks(filters={"label": [f"com.docker.compose.project={self.project}"]})
+        return [n["Id"] for n in rows]
+
+    def _attach_runner(self) -> None:
+        """Connect the runner's container (when tests run in one) to every network of the stack."""
+        from docker.errors import APIError  # noqa: PLC0415 - preflight() has imported docker-py
+
+        place = runner(self.settings.runner)
+        say_once(place, self.progress)
+        if place.container is None:
+            return
+        api = preflight().api
+        for network in self._networks():
+            try:
+                api.connect_container_to_network(place.container, network)
+            except APIError as exc:
+                if "already exists" in str(exc.explanation or exc):
+                    continue  # attached already (a restarted `up` of the same project)
+                raise DockyardError(
+                    f"could not attach the runner's container to network {network[:12]} of {self.project}: "
+                    f"{exc.explanation or exc}",
+                    remedy="set DOCKYARD_RUNNER=host and publish the stack's ports to the runner another way",
+                ) from None
 
     def _start(self, services: Sequence[str]) -> None:
         """Start the created containers of ``services`` through the engine API."""
@@ -409,9 +475,17 @@ class Stack:
         SIGINT/SIGTERM arriving meanwhile are held until the sweep is done, then delivered: the
         lease is released right after a teardown, so one cut short leaked the stack for good.
         """
+        from docker.errors import APIError  # noqa: PLC0415 - preflight() has imported docker-py
         from python_on_whales.exceptions import DockerException  # noqa: PLC0415 - see `compose`
 
         with _signals_deferred():
+            try:
+                # A runner container attached to the networks would make their removal fail.
+                client = preflight()
+                for network in self._networks():
+                    detach_foreign(client, network, self.berth.record.lease_id)
+            except APIError as exc:
+                self.progress(f"could not detach foreign containers from {self.project}'s networks: {exc}")
             try:
                 self.compose.compose.down(
                     remove_orphans=True, volumes=True, timeout=self.settings.stop_timeout, quiet=True

@@ -9,7 +9,8 @@ Fixtures:
     ``dockyard run`` (how nox sessions run pytest) when there is one; otherwise, and in
     every pytest-xdist worker, a berth of its own is acquired and the stack started in it.
 ``service_url``
-    ``service_url("backend", 8000)`` -> ``"http://127.0.0.1:<berth port>"``.
+    ``service_url("backend", 8000)`` -> ``"http://127.0.0.1:<berth port>"`` (from a runner
+    container attached to the stack's networks: ``"http://<container name>:8000"``).
 
 When a test that uses the stack fails, the logs every service wrote while it ran are
 attached to its report and written under the artifacts directory, named after the test.

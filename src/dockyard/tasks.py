@@ -94,9 +94,7 @@ def up(c: Context, json: bool = False, no_build: bool = False) -> None:
     if json:
         emit_json(info)
     else:
-        ports = [
-            [svc, port, f"127.0.0.1:{host}"] for svc, m in sorted(info["ports"].items()) for port, host in m.items()
-        ]
+        ports = [[svc, port, address] for svc, m in sorted(info["addresses"].items()) for port, address in m.items()]
         table(
             f"berth {info['index']}: {info['project']} (ports {info['port_block'][0]}-{info['port_block'][1]})",
             ["service", "container port", "address"],
