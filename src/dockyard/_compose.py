@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,11 @@ from ._ports import PublishedPort, layout
 from ._settings import Settings
 
 _SECRET_KEY = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+# What dockyard reads of the configuration before `compose up` (ports, start order, images,
+# parallel-safety findings, the override): all the memo keeps. Environment, commands and
+# health checks, where interpolated secrets end up, stay out of it.
+_SHAPE_SERVICE_KEYS = ("image", "build", "ports", "depends_on", "container_name", "network_mode", "volumes")
+_SHAPE_KEYS = ("name", "networks", "volumes")
 
 
 @dataclass(frozen=True)
@@ -62,12 +67,62 @@ def compose_command(settings: Settings, project: str, extra_files: Iterable[Path
     return cmd
 
 
-class ComposeModel:
-    """The effective configuration of the user's compose files (``docker compose config``)."""
+def _strings(value: object) -> Iterator[str]:
+    """Every string in a JSON-like value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
 
-    def __init__(self, settings: Settings, config: dict[str, Any]) -> None:
+
+def shape_of(config: Mapping[str, Any], secrets: Iterable[str]) -> dict[str, Any] | None:
+    """The part of ``config`` dockyard reads before ``up``; None when a secret occurs in it."""
+    shape: dict[str, Any] = {key: config[key] for key in _SHAPE_KEYS if key in config}
+    shape["services"] = {
+        name: {key: svc[key] for key in _SHAPE_SERVICE_KEYS if key in svc}
+        for name, svc in (config.get("services") or {}).items()
+    }
+    # Checked on the strings themselves, not on their JSON text, where escaping would hide a
+    # secret holding a quote or a backslash.
+    found = [secret for secret in secrets if any(secret in text for text in _strings(shape))]
+    return None if found else shape
+
+
+class ComposeModel:
+    """The effective configuration of the user's compose files (``docker compose config``).
+
+    It may start from the memo's projection of it (:func:`shape_of`): everything the start
+    path reads is there. The complete configuration (:attr:`config`: environment, secrets)
+    is asked of Compose the first time something needs it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: dict[str, Any],
+        *,
+        complete: bool = True,
+        reload: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        if not complete and reload is None:
+            raise ValueError("a projection of the configuration needs a way to load the complete one")
         self.settings = settings
-        self.config = config
+        self.shape = config  # the complete configuration, or its projection
+        self._complete = config if complete else None
+        self._reload = reload
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The complete effective configuration (asked of Compose once, if the memo had only its shape)."""
+        if self._complete is None:
+            assert self._reload is not None  # noqa: S101 - __init__ refuses a projection without it
+            self._complete = self._reload()
+        return self._complete
 
     @classmethod
     def load(cls, settings: Settings) -> ComposeModel:
@@ -87,12 +142,20 @@ class ComposeModel:
                 raise ComposeError("docker compose config", cmd, out.returncode, out.stderr)
             return version, json.loads(out.stdout)
 
-        return cls(settings, effective_config(settings, ask, lambda config: not cls(settings, config).secrets()))
+        def shape(config: dict[str, Any]) -> dict[str, Any] | None:
+            return shape_of(config, cls(settings, config).secrets())
+
+        config, complete = effective_config(settings, ask, shape)
+        return cls(settings, config, complete=complete, reload=lambda: ask()[1])
 
     @property
     def services(self) -> dict[str, dict[str, Any]]:
-        """Service name -> effective service config."""
-        return dict(self.config.get("services", {}))
+        """Service name -> its ports, dependencies, image, build, volumes (see :func:`shape_of`)."""
+        return dict(self.shape.get("services", {}))
+
+    def environment(self, service: str) -> dict[str, Any]:
+        """The environment of ``service`` (from the complete configuration)."""
+        return dict((self.config.get("services", {}).get(service) or {}).get("environment") or {})
 
     def start_levels(self) -> list[list[str]]:
         """Services grouped so that each group depends only on earlier groups (depends_on)."""
@@ -131,7 +194,7 @@ class ComposeModel:
     def secrets(self) -> set[str]:
         """Values of environment variables and build args that look like secrets."""
         found = set()
-        for svc in self.services.values():
+        for svc in (self.config.get("services") or {}).values():
             for mapping in (svc.get("environment") or {}, (svc.get("build") or {}).get("args") or {}):
                 for key, value in mapping.items():
                     if value and _SECRET_KEY.search(key) and len(str(value)) >= 4:
@@ -192,7 +255,7 @@ class ComposeModel:
                             )
                         )
         for kind in ("networks", "volumes"):
-            for key, spec in (self.config.get(kind) or {}).items():
+            for key, spec in (self.shape.get(kind) or {}).items():
                 if (spec or {}).get("external"):
                     out.append(
                         Finding(
@@ -236,7 +299,7 @@ class ComposeModel:
                 lines.append(f"    image: {json.dumps(images[name])}")
             lines += ["    labels:", *label_lines]
         for kind in ("networks", "volumes"):
-            owned = [k for k, spec in (self.config.get(kind) or {}).items() if not (spec or {}).get("external")]
+            owned = [k for k, spec in (self.shape.get(kind) or {}).items() if not (spec or {}).get("external")]
             if owned:
                 lines.append(f"{kind}:")
                 for key in sorted(owned):

@@ -7,8 +7,11 @@ file, the environment variables the files interpolate, the profiles and the Comp
 Each entry records exactly those inputs, and is used only while every one of them still
 matches; anything unreadable or unexpected is a miss, never an error.
 
-Entries live in the private lock directory (the effective config holds the stack's
-environment, passwords included), one file per set of compose files.
+Entries live in the private lock directory, one file per set of compose files. What is
+written is a *projection* of the configuration (``project``): only the keys dockyard reads on
+the way to ``compose up`` (ports, dependencies, images and builds, networks, volumes), never a
+service's environment, command or health check. A projection in which any secret value still
+occurs is not written at all (issue 7: the demo's passwords were found in the memo file).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ._berth import ensure_lock_dir
 from ._errors import LockDirError
 from ._settings import Settings
 
-_FORMAT = 1
+_FORMAT = 2  # 2: entries hold a projection of the configuration, not the whole of it
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 # Where the docker CLI looks for its Compose plugin, after $DOCKER_CONFIG/cli-plugins.
 _PLUGIN_DIRS = (
@@ -39,6 +42,8 @@ _PLUGIN_DIRS = (
 )
 
 Loader = Callable[[], tuple[tuple[int, int, int], dict[str, Any]]]
+# The configuration -> what of it may be written (None: nothing may).
+Projection = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class _TolerantLoader(yaml.SafeLoader):
@@ -152,51 +157,51 @@ def _still_valid(entry: dict[str, Any], plugin: list[object]) -> bool:
     )
 
 
-def effective_config(
-    settings: Settings, load: Loader, storable: Callable[[dict[str, Any]], bool] = lambda _: True
-) -> dict[str, Any]:
-    """``load()``'s configuration, from the memo while its inputs are unchanged.
+def effective_config(settings: Settings, load: Loader, project: Projection) -> tuple[dict[str, Any], bool]:
+    """``load()``'s configuration, or its projection from the memo while the inputs are unchanged.
 
-    A configuration that ``storable`` refuses (one holding secrets) is never written to disk.
+    Returns ``(config, complete)``: ``complete`` is False when ``config`` is the projection
+    ``project`` made of it (the memo holds nothing else), True when it is Compose's own answer.
     """
     path = _entry_path(settings)
     plugin = compose_plugin()
     if plugin is None or os.environ.get("DOCKYARD_CONFIG_CACHE") == "0":
-        return load()[1]  # no plugin file to fingerprint: cannot tell when Compose changes
+        return load()[1], True  # no plugin file to fingerprint: cannot tell when Compose changes
     try:
         # Entries are trusted only from a directory private to this user: one planted by
         # somebody else could add a bind mount to every stack.
         ensure_lock_dir(settings.lock_dir)
     except LockDirError:
-        return load()[1]  # taking a berth will say what is wrong with the directory
+        return load()[1], True  # taking a berth will say what is wrong with the directory
     try:
         entry = json.loads(path.read_text())
         if _still_valid(entry, plugin):
-            return dict(entry["config"])
+            return dict(entry["config"]), False
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass  # no entry, or one from another format or a torn write: ask Compose
     inputs = _inputs(settings)  # before asking Compose, so an edit meanwhile cannot be missed
     environment = _environment(inputs)
     version, config = load()
-    if not storable(config):
-        return config  # secrets stay in memory: no file of dockyard's may show them
+    projection = project(config)
+    if projection is None:
+        return config, True  # secrets in what dockyard reads: no file of dockyard's may show them
     entry = {
         "format": _FORMAT,
         "plugin": plugin,
         "compose_version": list(version),
         "inputs": inputs,
         "environment": environment,
-        "config": config,
+        "config": projection,
     }
     try:
         path.parent.mkdir(mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
     except OSError:
-        return config  # a memo that cannot be written only costs the next caller ~150 ms
+        return config, True  # a memo that cannot be written only costs the next caller ~150 ms
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(entry, fh)
         os.replace(tmp, path)  # readers see the old entry or the new one, never half of one
     except OSError:
         Path(tmp).unlink(missing_ok=True)
-    return config
+    return config, True

@@ -49,8 +49,8 @@ def _find(stack: Stack) -> tuple[Postgres | None, tuple[str, int] | None]:
     postgres = redis = None
     for name, svc in stack.model.services.items():
         targets = {int(p["target"]) for p in svc.get("ports", [])}
-        env: dict[str, Any] = svc.get("environment") or {}
         if 5432 in targets and postgres is None:
+            env = stack.model.environment(name)
             user = str(env.get("POSTGRES_USER") or "postgres")
             host, port = stack.address(name, 5432)
             postgres = Postgres(

@@ -108,12 +108,18 @@ class Stack:
         self.labels = labels_for(
             berth.index, berth.project, berth.lock_path, berth.record.lease_id, berth.record.started
         )
-        self.redact = Redactor(self.model.secrets())
         self.override_path = settings.lock_dir / f"berth-{berth.index}.override.yml"
         # Container -> StartedAt of the run whose health check dockyard saw pass: until the
         # engine's own next check (one interval later) Docker still says "starting".
         self._passed: dict[str, str] = {}
         self._names: dict[str, str] = {}  # service -> container name, for addresses from a runner container
+
+    @cached_property
+    def redact(self) -> Redactor:
+        """Masks the stack's secret values in logs, errors and bundles."""
+        # Built at first need (a failure, `logs`): the secrets are in the complete configuration,
+        # which the memo does not hold, and asking Compose for it costs ~150 ms.
+        return Redactor(self.model.secrets())
 
     @cached_property
     def compose(self) -> DockerClient:

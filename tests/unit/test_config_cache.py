@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -11,7 +12,9 @@ from typing import Any
 import pytest
 
 from dockyard import _config_cache
-from dockyard._config_cache import effective_config
+from dockyard._compose import ComposeModel, shape_of
+from dockyard._config_cache import Loader
+from dockyard._config_cache import effective_config as _effective_config
 from dockyard._settings import Settings
 
 COMPOSE = """\
@@ -28,6 +31,11 @@ services:
       file: base.yml
       service: base
 """
+
+
+def effective_config(settings: Settings, load: Loader) -> dict[str, Any]:
+    """The memo with a projection that keeps everything: what a hit returns is comparable."""
+    return _effective_config(settings, load, dict)[0]
 
 
 class CountingLoader:
@@ -155,9 +163,94 @@ def test_the_plugin_identity_names_the_resolved_file(tmp_path: Path, monkeypatch
 
 
 @pytest.mark.usefixtures("plugin")
-def test_a_config_holding_secrets_is_never_written(project: Settings) -> None:
+def test_a_config_whose_projection_is_refused_is_never_written(project: Settings) -> None:
     loader = CountingLoader()
-    effective_config(project, loader, storable=lambda _config: False)
-    effective_config(project, loader, storable=lambda _config: False)
+    assert _effective_config(project, loader, lambda _config: None) == ({"services": {"app": {"call": 1}}}, True)
+    _effective_config(project, loader, lambda _config: None)
     assert loader.calls == 2
     assert not list((project.lock_dir / "config-cache").glob("*.json"))
+
+
+SECRET = 'pa"ss\\word-1'  # noqa: S105 - a test value with a quote and a backslash (JSON escapes both)
+DEMO_LIKE: dict[str, Any] = {
+    "name": "sample-config",
+    "services": {
+        "db": {
+            "image": "postgres:16",
+            "environment": {"POSTGRES_PASSWORD": SECRET, "POSTGRES_USER": "app"},
+            "ports": [{"target": 5432, "published": "5432", "protocol": "tcp"}],
+            "healthcheck": {"test": ["CMD", "pg_isready"]},
+        },
+        "api": {
+            "build": {"context": "/src", "dockerfile": "Dockerfile", "args": {"BASE_IMAGE": "debian"}},
+            "environment": {"DATABASE_URL": f"postgresql://app:{SECRET}@db/app"},
+            "command": ["serve", "--db-password", SECRET],
+            "depends_on": {"db": {"condition": "service_healthy"}},
+        },
+    },
+    "networks": {"default": {"name": "sample_default"}},
+}
+
+
+class Compose:
+    """Stands in for Compose with a fixed configuration; counts the calls."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config, self.calls = config, 0
+
+    def __call__(self) -> tuple[tuple[int, int, int], dict[str, Any]]:
+        self.calls += 1
+        return (2, 30, 0), json.loads(json.dumps(self.config))
+
+
+def _model(settings: Settings, compose: Compose) -> ComposeModel:
+    def shape(config: dict[str, Any]) -> dict[str, Any] | None:
+        return shape_of(config, ComposeModel(settings, config).secrets())
+
+    config, complete = _effective_config(settings, compose, shape)
+    return ComposeModel(settings, config, complete=complete, reload=lambda: compose()[1])
+
+
+@pytest.mark.usefixtures("plugin")
+def test_the_memo_holds_the_start_path_shape_and_never_a_secret(project: Settings) -> None:
+    compose = Compose(DEMO_LIKE)
+    first = _model(project, compose)
+    assert first.secrets() == {SECRET}  # the first model has Compose's complete answer
+    (entry,) = (project.lock_dir / "config-cache").glob("*.json")
+    text = entry.read_text()
+    assert SECRET not in text
+    assert json.dumps(SECRET)[1:-1] not in text  # nor in its JSON-escaped form
+    stored = json.loads(text)["config"]["services"]
+    assert not {"environment", "command", "healthcheck"} & (stored["db"].keys() | stored["api"].keys())
+
+    second = _model(project, compose)
+    assert compose.calls == 1  # served from the memo ...
+    # ... with everything the start path reads: ports, start order, builds, the override.
+    assert second.port_map(range(30000, 30010)) == first.port_map(range(30000, 30010))
+    assert second.start_levels() == [["db"], ["api"]]
+    assert second.build_specs() == first.build_specs()
+    labels = {"dockyard.managed": "true"}
+    assert second.override("p-30000", range(30000, 30010), labels) == first.override(
+        "p-30000", range(30000, 30010), labels
+    )
+    assert compose.calls == 1
+    # Values come from the complete configuration, asked of Compose at first need.
+    assert second.environment("db")["POSTGRES_PASSWORD"] == SECRET
+    assert second.secrets() == {SECRET}
+    assert compose.calls == 2
+
+
+@pytest.mark.usefixtures("plugin")
+def test_a_secret_in_what_the_start_path_reads_keeps_the_config_off_disk(project: Settings) -> None:
+    leaky = json.loads(json.dumps(DEMO_LIKE))
+    leaky["services"]["api"]["build"]["args"]["NPM_TOKEN"] = "tok-123456"  # noqa: S105 - a build arg is in the shape
+    compose = Compose(leaky)
+    _model(project, compose)
+    _model(project, compose)
+    assert compose.calls == 2
+    assert not list((project.lock_dir / "config-cache").glob("*.json"))
+
+
+def test_a_projection_without_a_way_to_the_complete_config_is_refused(project: Settings) -> None:
+    with pytest.raises(ValueError, match="complete one"):
+        ComposeModel(project, {"services": {}}, complete=False)
