@@ -162,6 +162,22 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def busy_cpu_seconds() -> float:
+    """CPU-seconds the whole host has been busy since boot (/proc/stat: all but idle and iowait).
+
+    Host-wide on purpose: a stack's cost is mostly outside this process (dockerd, containerd,
+    runc, the kernel's network setup, the services themselves).
+    """
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def cores() -> int:
+    """CPUs this process may use."""
+    return len(os.sched_getaffinity(0))
+
+
 # -- the host and the stack ------------------------------------------------------------------
 
 
@@ -346,6 +362,28 @@ SPECS = (
         "B/A",
         "B/A >= 1.6",
         lambda _a, _b, r: r is not None and r >= 1.6,
+    ),
+    Spec(
+        "parallel: host CPU-seconds used",
+        "s",
+        "parallel.cpu.n",
+        "{shards} berths",
+        "parallel.cpu.1",
+        "1 berth",
+        "A/B",
+        "(context)",
+        None,
+    ),
+    Spec(
+        "parallel: best B/A the host's CPUs allow",
+        "x",
+        "parallel.cpu_bound",
+        "1-berth wall / ({shards}-berth CPU-s / cores)",
+        None,
+        "",
+        None,
+        "(context: >= 1.6 needed)",
+        None,
     ),
     Spec(
         "parallel: slowest shard / mean",
@@ -772,18 +810,28 @@ def measure_parallel(bench: Bench, round_: int) -> None:
     use_task = has_parallel()
     bench.detail("parallel.via", "dockyard parallel" if use_task else "concurrent dockyard run")
     order = [1, bench.shards] if round_ % 2 == 0 else [bench.shards, 1]
+    measured: dict[str, tuple[float, float]] = {}  # "1" / "n" -> (wall s, host CPU-s)
     for shards in order:
         say(f"round {round_ + 1}: tests/e2e over {shards} berth(s)")
         log = RESULTS / "logs" / f"parallel-{shards}-round{round_ + 1}.log"
 
         def one(shards: int = shards, log: Path = log) -> None:
+            cpu = busy_cpu_seconds()
             wall, walls = parallel_run(shards, use_task, log)
-            bench.add("parallel.1" if shards == 1 else "parallel.n", wall)
+            used = busy_cpu_seconds() - cpu
+            which = "1" if shards == 1 else "n"
+            bench.add(f"parallel.{which}", wall)
+            bench.add(f"parallel.cpu.{which}", used)
+            measured[which] = (wall, used)
             if shards > 1:
                 bench.add("parallel.balance", max(walls) / statistics.mean(walls))
                 bench.detail("parallel.shard_walls", walls)
 
         guarded(bench, f"parallel.{shards}", one)
+    if len(measured) == 2:
+        # However well the shards overlap, N berths cannot finish before the CPU-seconds they
+        # use are spent on this host's cores: the 1-berth wall over that is the best B/A here.
+        bench.add("parallel.cpu_bound", measured["1"][0] / (measured["n"][1] / cores()))
 
 
 # -- build once ----------------------------------------------------------------------------------
