@@ -213,7 +213,7 @@ class Stack:
 
     def build(self, *, services: Sequence[str] = (), no_cache: bool = False) -> dict[str, str]:
         """Build the stack's images that are missing or changed (shared by all berths)."""
-        from ._images import ensure_images, wanted_images  # noqa: PLC0415 - the image builder and docker-py, when building
+        from ._images import ensure_images, wanted_images  # noqa: PLC0415 - the builder (docker-py), when building
 
         specs = [s for s in self.model.build_specs() if not services or s.service in services]
         client = preflight(self.berth.engine)

@@ -1,4 +1,4 @@
-"""Where the test runner is: on the host, or in a container of the engine dockyard talks to.
+"""Where the test runner is: on the host, or in a container of the engine the stack runs on.
 
 A runner in a container (a CI job with the host's Docker socket mounted) cannot reach the
 stack's ports on the host's 127.0.0.1: that loopback is the container's own. When its

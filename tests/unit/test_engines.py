@@ -14,6 +14,7 @@ import pytest
 from dockyard._engine import LOCAL, Engine, current_engine, engines_of
 from dockyard._errors import ConfigError, DockerUnavailable, NoFreeBerth
 from dockyard._fleet import acquire_from, pools
+from dockyard._keeper_client import lock_path_of
 from dockyard._lease import LeaseRecord, read_record, remove_record, write_record
 from dockyard._reaper import Resource, labels_for
 from dockyard._settings import Settings
@@ -161,3 +162,11 @@ def test_another_machines_resources_are_not_judged_orphans_here(tmp_path: Path) 
     assert not Resource("network", "n1", "n1", elsewhere).orphaned()  # its lock is on that machine
     lock.touch()  # a lock we can see (a container sharing this host's lock dir): judged as ever
     assert Resource("network", "n1", "n1", elsewhere).orphaned()
+
+
+def test_a_kept_berth_is_found_in_the_pool_of_its_engine(make_settings: MakeSettings) -> None:
+    settings = make_settings(port_range="30840-30859", block_size=10, engines=[A, REMOTE])
+    remote = LeaseRecord.for_current_process(0, "p-1", range(30840, 30850), REMOTE)
+    local = LeaseRecord.for_current_process(0, "p-1", range(30840, 30850), A)
+    assert lock_path_of(settings, remote) == settings.lock_dir / "engine-buildbox.example" / "berth-0.lock"
+    assert lock_path_of(settings, local) == settings.lock_dir / "berth-0.lock"
