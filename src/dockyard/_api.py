@@ -9,11 +9,12 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-from ._berth import Berth, BerthPool
+from . import _fleet
+from ._berth import Berth
 from ._compose import ComposeModel
-from ._engine import preflight
+from ._engine import engine_for, preflight
 from ._errors import DockerUnavailable
-from ._lease import LeaseRecord
+from ._lease import CorruptRecord, LeaseRecord, read_record
 from ._reaper import reap_berth
 from ._settings import Settings, load_settings
 from ._stack import Progress, Stack, _quiet
@@ -22,9 +23,13 @@ BERTH_ENV = "DOCKYARD_BERTH"  # how a process holding a berth hands it to its ch
 
 
 def _docker_reaper(_index: int, _project: str, lock_path: Path) -> None:
-    """Reap a dead holder's leftovers; without Docker there is nothing to reap."""
+    """Reap a dead holder's leftovers on the engine its record names; without Docker there is nothing to reap."""
     try:
-        client = preflight()
+        record = read_record(lock_path.with_suffix(".json"))
+    except CorruptRecord:
+        record = None  # reap by the lock's label on the current engine, as before engines were recorded
+    try:
+        client = preflight(engine_for(record.engine if record is not None else ""))
     except DockerUnavailable:
         return
     reap_berth(client, lock_path)
@@ -36,12 +41,15 @@ def acquire_berth(
 ) -> Iterator[Berth]:
     """Hold a berth of the host-global pool for the duration of the ``with`` block.
 
+    With several ``engines`` configured, the berth is on the least-loaded one that answers
+    (``berth.engine``).
+
     ``berth.ports`` maps service -> container port -> host port for the stack of
     ``settings`` (read from ``./pyproject.toml`` when not given). A dead previous holder's
     leftovers are reaped before the berth is handed out; its record is ``berth.stale``.
     """
     settings = settings or load_settings()
-    berth = BerthPool(settings).acquire(timeout=timeout, reaper=_docker_reaper)
+    berth = _fleet.acquire(settings, timeout=timeout, reaper=_docker_reaper)
     try:
         berth.watch()
         if with_ports:

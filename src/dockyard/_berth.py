@@ -1,5 +1,9 @@
 """Berths: file-locked slots of the host-global pool, each owning a port block and a project.
 
+One pool per *port scope* (see :attr:`Engine.scope`): every engine on this machine shares the
+host's pool, since they all publish on its 127.0.0.1; a remote engine's host has a pool of its
+own, in a subdirectory of the lock directory. A berth records the engine its stack runs on.
+
 A berth is held by an exclusive ``flock`` on ``berth-<i>.lock`` in the lock directory, so
 the kernel releases it the instant its holder dies, however it dies. Beside the lock the
 holder keeps its lease record; a record whose lock is free is *stale*, and whoever takes
@@ -10,22 +14,23 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import stat
 import subprocess
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ._errors import LockDirError, NoFreeBerth
+from ._engine import LOCAL, Engine, engine_for, engines_of
+from ._errors import DockerUnavailable, LockDirError
 from ._lease import CorruptRecord, LeaseRecord, read_record, remove_record, write_record
 from ._ports import ports_in_use
 from ._settings import Settings
 
-_POLL_INTERVAL = 0.1  # seconds between sweeps of the pool while waiting for a berth
+_SAFE = re.compile(r"[^a-z0-9_.-]")
 
 
 def ensure_lock_dir(path: Path) -> Path:
@@ -117,8 +122,26 @@ class Berth:
         """
         from ._watchdog import start  # noqa: PLC0415 - only Docker-using holders want one
 
+        self._note_engine_id()
         if self._watchdog is None and os.environ.get("DOCKYARD_WATCHDOG", "1") != "0":
-            self._watchdog = start(self.lock_path, self.record.lease_id)
+            self._watchdog = start(self.lock_path, self.record.lease_id, self.record.engine)
+
+    def _note_engine_id(self) -> None:
+        """Add the engine's ID (``docker info``) to the record, once a Docker user holds the berth."""
+        from ._engine import engine_id  # noqa: PLC0415 - asks the engine; berths alone need no Docker
+
+        if self.record.engine_id or not self.held:
+            return
+        try:
+            self.record = replace(self.record, engine_id=engine_id(self.engine))
+        except DockerUnavailable:
+            return  # the stack's own preflight says so, with the remedy
+        write_record(self.record_path, self.record)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this berth's stack runs on (from its lease record)."""
+        return engine_for(self.record.engine)
 
     @property
     def record_path(self) -> Path:
@@ -158,11 +181,23 @@ Reaper = Callable[[int, str, Path], None]
 
 
 class BerthPool:
-    """The host-global pool described by one :class:`Settings`."""
+    """The berths of one port scope: by default the host-global pool of :class:`Settings`.
 
-    def __init__(self, settings: Settings) -> None:
+    ``engines`` are the engines whose stacks may run in it (default: the ``engines``
+    setting, or the current engine); only those of the first one's scope belong here.
+    """
+
+    def __init__(self, settings: Settings, engines: Sequence[Engine] | None = None) -> None:
         self.settings = settings
-        self.lock_dir = settings.lock_dir
+        engines = list(engines) if engines is not None else engines_of(settings.engines)
+        self.scope = engines[0].scope
+        self.engines = [e for e in engines if e.scope == self.scope]
+        self.lock_dir = scope_dir(settings, self.scope)
+
+    @property
+    def local(self) -> bool:
+        """Whether the pool's ports are this machine's (so a foreign listener can be seen)."""
+        return self.scope == LOCAL
 
     def lock_path(self, index: int) -> Path:
         """The lock file of berth ``index``."""
@@ -174,8 +209,13 @@ class BerthPool:
         except CorruptRecord as exc:
             return None, exc.problem
 
-    def try_acquire(self, index: int, reaper: Reaper | None = None) -> tuple[Berth | None, str]:
-        """Take berth ``index`` without blocking; ``(None, reason)`` when it is not to be had."""
+    def try_acquire(
+        self, index: int, reaper: Reaper | None = None, engine: Engine | None = None
+    ) -> tuple[Berth | None, str]:
+        """Take berth ``index`` for ``engine`` (default: the pool's first) without blocking.
+
+        ``(None, reason)`` when it is not to be had.
+        """
         lock_path = self.lock_path(index)
         lock = FileLock(lock_path, timeout=0, mode=0o600, thread_local=False, preserve_lock_file=True)
         try:
@@ -184,48 +224,42 @@ class BerthPool:
             record, _ = self._read(index)
             return None, f"held by {record.describe()}" if record else "held (lease record not written yet)"
         try:
-            return self._claim(index, lock, reaper)
+            return self._claim(index, lock, reaper, engine or self.engines[0])
         except BaseException:
             lock.release(force=True)
             raise
 
-    def _claim(self, index: int, lock: FileLock, reaper: Reaper | None) -> tuple[Berth | None, str]:
+    def _busy(self, block: range) -> list[int]:
+        # A remote engine's ports are bound on its own host, out of sight of this one's /proc.
+        return ports_in_use(block) if self.local else []
+
+    def _claim(self, index: int, lock: FileLock, reaper: Reaper | None, engine: Engine) -> tuple[Berth | None, str]:
         project = self.settings.project_name(index)
         block = self.settings.port_block(index)
         stale, corrupt = self._read(index)
-        busy = ports_in_use(block)
+        busy = self._busy(block)
         if (stale is not None or corrupt or busy) and reaper is not None:
-            # A dead holder's containers may still hold the block's ports: reap, then look again.
+            # A dead holder's containers may still hold the block's ports: reap (on the engine
+            # its record names, which the reaper reads before we overwrite it), then look again.
             reaper(index, project, self.lock_path(index))
-            busy = ports_in_use(block)
+            busy = self._busy(block)
         if busy:
             lock.release(force=True)
             shown = ", ".join(map(str, busy[:5])) + (" ..." if len(busy) > 5 else "")
             return None, f"port(s) {shown} taken by another program"
-        record = LeaseRecord.for_current_process(index, project, block)
+        record = LeaseRecord.for_current_process(index, project, block, engine.endpoint)
         berth = Berth(index, project, block, self.lock_path(index), record, stale=stale, _lock=lock)
         write_record(berth.record_path, record)
         return berth, ""
 
     def acquire(self, timeout: float | None = None, reaper: Reaper | None = None) -> Berth:
-        """The first free berth, waiting up to ``timeout`` seconds (default: settings)."""
-        ensure_lock_dir(self.lock_dir)
-        timeout = self.settings.acquire_timeout if timeout is None else timeout
-        deadline = time.monotonic() + timeout
-        while True:
-            reasons = {}
-            for index in range(self.settings.max_berths):
-                berth, reason = self.try_acquire(index, reaper)
-                if berth is not None:
-                    return berth
-                reasons[index] = reason
-            if time.monotonic() >= deadline:
-                raise NoFreeBerth(
-                    f"no free berth among {self.settings.max_berths} in {self.lock_dir} after {timeout:g}s",
-                    lock_dir=str(self.lock_dir),
-                    holders=[f"berth {i} ({self.settings.project_name(i)}): {r}" for i, r in reasons.items()],
-                )
-            time.sleep(_POLL_INTERVAL)  # polling the pool to a deadline, not waiting for readiness
+        """The first free berth, waiting up to ``timeout`` seconds (default: settings).
+
+        With several engines in the pool, the least-loaded reachable one gets it.
+        """
+        from ._fleet import acquire_from  # noqa: PLC0415 - the fleet is built on pools
+
+        return acquire_from([self], timeout=timeout, reaper=reaper)
 
     def statuses(self) -> Iterator[BerthStatus]:
         """Every berth of the pool as it is now, without taking any of them."""
@@ -237,9 +271,16 @@ class BerthPool:
                 yield BerthStatus(index, project, block, State.LIVE, record)
             elif record is not None or corrupt:
                 yield BerthStatus(index, project, block, State.STALE, record, corrupt and f"corrupt record: {corrupt}")
-            elif busy := ports_in_use(block):
+            elif busy := self._busy(block):
                 yield BerthStatus(
                     index, project, block, State.BLOCKED, None, f"port {busy[0]} taken by another program"
                 )
             else:
                 yield BerthStatus(index, project, block, State.FREE)
+
+
+def scope_dir(settings: Settings, scope: str) -> Path:
+    """The lock directory of the pool of port scope ``scope``."""
+    if scope == LOCAL:
+        return settings.lock_dir
+    return settings.lock_dir / f"engine-{_SAFE.sub('_', scope.lower())}"

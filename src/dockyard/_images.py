@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -100,19 +100,39 @@ def debian_mirror() -> str:
     )
 
 
-def bootstrap_base(client: DockerClient, base: str, lock_dir: Path, progress: Progress) -> str:
-    """A local stand-in for ``base`` (e.g. debian:bookworm-slim), made with debootstrap once."""
-    suite = re.sub(r"[-:].*$", "", base.split(":", 1)[-1]) if ":" in base else "bookworm"
-    tag = f"dockyard/debian:{suite}-minbase"
+def _suite(base: str) -> str:
+    return re.sub(r"[-:].*$", "", base.split(":", 1)[-1]) if ":" in base else "bookworm"
+
+
+def stand_in(base: str) -> str:
+    """The tag of the bootstrapped stand-in for ``base`` (e.g. debian:bookworm-slim)."""
+    return f"dockyard/debian:{_suite(base)}-minbase"
+
+
+def wanted_images(specs: list[BuildSpec], settings: Settings) -> list[str]:
+    """Every image building ``specs`` makes or starts from, stand-ins of missing bases included."""
+    bases = [base for spec in specs if (base := base_of(spec, settings))]
+    return [*(spec.image for spec in specs), *bases, *map(stand_in, bases)]
+
+
+def bootstrap_base(
+    client: DockerClient, base: str, lock_dir: Path, progress: Progress, env: Mapping[str, str] | None = None
+) -> str:
+    """A local stand-in for ``base`` (e.g. debian:bookworm-slim), made with debootstrap once.
+
+    ``env`` points the docker CLI (``docker import``) at ``client``'s engine (default: the current one).
+    """
+    suite = _suite(base)
+    tag = stand_in(base)
     if _image_digest(client, tag) is not None:
         return tag
     with _exclusive(lock_dir / f"bootstrap-{suite}.lock", f"{tag} is being bootstrapped by another session", progress):
         if _image_digest(client, tag) is None:  # another session may have made it meanwhile
-            _debootstrap(base, suite, tag, progress)
+            _debootstrap(base, suite, tag, progress, env)
     return tag
 
 
-def _debootstrap(base: str, suite: str, tag: str, progress: Progress) -> None:
+def _debootstrap(base: str, suite: str, tag: str, progress: Progress, env: Mapping[str, str] | None) -> None:
     if shutil.which("debootstrap") is None:
         raise DockyardError(
             f"base image {base} cannot be pulled and debootstrap is not installed to build a stand-in",
@@ -137,6 +157,7 @@ def _debootstrap(base: str, suite: str, tag: str, progress: Progress) -> None:
                 capture_output=True,
                 text=True,
                 check=False,
+                env=env,
             )
         if imported.returncode != 0:
             raise DockyardError(f"docker import of {tag} failed: {imported.stderr.strip()[-300:]}")
@@ -180,13 +201,19 @@ def declared_default(spec: BuildSpec, arg: str) -> str | None:
     return None
 
 
-def _resolve_base(client: DockerClient, spec: BuildSpec, settings: Settings, progress: Progress) -> BuildSpec:
-    base = spec.args.get(settings.base_image_arg) or declared_default(spec, settings.base_image_arg)
+def base_of(spec: BuildSpec, settings: Settings) -> str | None:
+    """The base image ``spec`` builds from, as far as dockyard may stand in for it (or None)."""
+    return spec.args.get(settings.base_image_arg) or declared_default(spec, settings.base_image_arg)
+
+
+def _resolve_base(
+    client: DockerClient, spec: BuildSpec, settings: Settings, progress: Progress, env: Mapping[str, str] | None
+) -> BuildSpec:
+    base = base_of(spec, settings)
     if not base or _available(client, base):
         return spec
-    return replace(
-        spec, args={**spec.args, settings.base_image_arg: bootstrap_base(client, base, settings.lock_dir, progress)}
-    )
+    stand_in_tag = bootstrap_base(client, base, settings.lock_dir, progress, env)
+    return replace(spec, args={**spec.args, settings.base_image_arg: stand_in_tag})
 
 
 def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, progress: Reporter) -> None:
@@ -242,8 +269,12 @@ def ensure_images(
     *,
     no_cache: bool = False,
     progress: Reporter | Progress = SILENT,
+    cli_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Build what is missing or changed; the build status of each image ("built" or "cached")."""
+    """Build what is missing or changed; the build status of each image ("built" or "cached").
+
+    ``cli_env`` points the docker CLI at ``client``'s engine, when that is not the current one.
+    """
     ensure_lock_dir(settings.lock_dir)
     progress = as_reporter(progress)
     result = {}
@@ -251,7 +282,7 @@ def ensure_images(
         if spec.image in result:
             continue  # services sharing one image (web and worker, say): built or checked once
         began = time.monotonic()
-        resolved = _resolve_base(client, spec, settings, progress)
+        resolved = _resolve_base(client, spec, settings, progress, cli_env)
         digest = context_digest(resolved)
         if not no_cache and _image_digest(client, spec.image) == digest:
             result[spec.image] = CACHED

@@ -13,8 +13,8 @@ import signal
 import sys
 import threading
 
+from . import _fleet
 from ._api import _docker_reaper
-from ._berth import BerthPool
 from ._errors import DockyardError
 from ._progress import JsonLines
 from ._settings import load_settings
@@ -28,7 +28,7 @@ def main(root: str, build: str) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         settings = load_settings(root)
-        berth = BerthPool(settings).acquire(reaper=_docker_reaper)
+        berth = _fleet.acquire(settings, reaper=_docker_reaper)
     except DockyardError as exc:
         print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
         return int(exc.exit_code)

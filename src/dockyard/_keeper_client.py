@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import _fleet
 from ._berth import BerthPool, State, lock_is_held
+from ._engine import engine_for
 from ._errors import DockyardError, ExitCode
 from ._lease import LeaseRecord
 from ._progress import SILENT, Reporter, replay
@@ -51,10 +53,10 @@ def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter =
 
 
 def kept_berths(settings: Settings) -> list[LeaseRecord]:
-    """Live berths held by keepers started from this project root."""
+    """Live berths held by keepers started from this project root (in every pool of the configured engines)."""
     return [
         s.record
-        for s in BerthPool(settings).statuses()
+        for _pool, s in _fleet.statuses(settings)
         if s.state is State.LIVE
         and s.record is not None
         and s.record.command.startswith(_KEEPER_PATH)
@@ -80,9 +82,14 @@ def choose(settings: Settings, berth: int | None) -> LeaseRecord:
     )
 
 
+def lock_path_of(settings: Settings, record: LeaseRecord) -> Path:
+    """The lock of ``record``'s berth: in the pool of its engine's port scope (a remote host's has its own)."""
+    return BerthPool(settings, [engine_for(record.engine)]).lock_path(record.index)
+
+
 def stop_keeper(settings: Settings, record: LeaseRecord, timeout: float = 60) -> None:
     """Ask the keeper to tear its stack down and wait until its berth is free."""
-    lock = BerthPool(settings).lock_path(record.index)
+    lock = lock_path_of(settings, record)
     try:
         os.kill(record.pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 
@@ -33,10 +33,16 @@ class LeaseRecord:
     cwd: str
     command: str
     started: float
+    # The engine the berth's stack runs on: reaping must go there, whatever DOCKER_HOST says
+    # later. "" in records written before engines were recorded: the current engine.
+    engine: str = ""
+    engine_id: str = ""
 
     @classmethod
-    def for_current_process(cls, index: int, project: str, block: range) -> LeaseRecord:
-        """A record describing this process as the holder."""
+    def for_current_process(
+        cls, index: int, project: str, block: range, engine: str = "", engine_id: str = ""
+    ) -> LeaseRecord:
+        """A record describing this process as the holder of a berth on ``engine``."""
         return cls(
             lease_id=uuid.uuid4().hex[:12],
             index=index,
@@ -48,6 +54,8 @@ class LeaseRecord:
             cwd=os.getcwd(),
             command=" ".join(sys.argv)[:300],
             started=time.time(),
+            engine=engine,
+            engine_id=engine_id,
         )
 
     def describe(self) -> str:
@@ -66,7 +74,12 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "cwd": str,
     "command": str,
     "started": (int, float),
+    "engine": str,
+    "engine_id": str,
 }
+
+
+_KNOWN = frozenset(LeaseRecord.__dataclass_fields__)
 
 
 class CorruptRecord(ValueError):
@@ -78,13 +91,45 @@ class CorruptRecord(ValueError):
         self.problem = problem
 
 
-def write_record(path: Path, record: LeaseRecord) -> None:
-    """Atomically replace ``path`` with ``record`` (mode 0600)."""
+_ENGINE_KEYS = ("engine", "engine_id")
+
+
+def engine_path(path: Path) -> Path:
+    """Where the engine of the lease recorded at ``path`` is kept (``berth-<i>.engine.json``).
+
+    Beside the record, not in it: a dockyard from before engines were recorded reads the record
+    with the keys it knows, and took any other key for corruption, and a corrupt record's stack
+    for an orphan to reap. One pool serves every checkout on the host, of any version.
+    """
+    return path.with_name(f"{path.stem}.engine.json")
+
+
+def _replace(path: Path, data: dict[str, object]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(asdict(record), fh)
+        json.dump(data, fh)
     os.replace(tmp, path)
+
+
+def write_record(path: Path, record: LeaseRecord) -> None:
+    """Atomically replace ``path`` with ``record`` (mode 0600); its engine first, beside it."""
+    data = asdict(record)
+    engine = {key: data.pop(key) for key in _ENGINE_KEYS}
+    _replace(engine_path(path), {"lease_id": record.lease_id, **engine})
+    _replace(path, data)
+
+
+def _engine_of(path: Path, lease_id: str) -> tuple[str, str] | None:
+    """(engine, engine ID) kept for lease ``lease_id``; None when none are, or another lease's are."""
+    try:
+        data = json.loads(engine_path(path).read_bytes())
+    except (OSError, ValueError):
+        return None  # no engine recorded: the current engine, as for records of older versions
+    if not isinstance(data, dict) or data.get("lease_id") != lease_id:
+        return None
+    engine, engine_id = data.get("engine"), data.get("engine_id")
+    return (engine, engine_id) if isinstance(engine, str) and isinstance(engine_id, str) else None
 
 
 def read_record(path: Path) -> LeaseRecord | None:
@@ -96,15 +141,18 @@ def read_record(path: Path) -> LeaseRecord | None:
     try:
         data = json.loads(raw)  # bytes: invalid UTF-8 is a ValueError here, reported as corrupt
         data["port_block"] = tuple(data["port_block"])
-        record = LeaseRecord(**data)
+        # Keys of a newer dockyard are ignored, not taken for corruption (see engine_path).
+        record = LeaseRecord(**{k: v for k, v in data.items() if k in _KNOWN})
         for name, kind in _FIELD_TYPES.items():
             if not isinstance(getattr(record, name), kind) or isinstance(getattr(record, name), bool):
                 raise TypeError(f"{name} is {type(getattr(record, name)).__name__}, not {kind}")
-        return record
     except (ValueError, TypeError, KeyError) as exc:
         raise CorruptRecord(path, f"{type(exc).__name__}: {exc}"[:200]) from None
+    engine = _engine_of(path, record.lease_id)
+    return record if engine is None else replace(record, engine=engine[0], engine_id=engine[1])
 
 
 def remove_record(path: Path) -> None:
-    """Delete ``path`` if present."""
+    """Delete the record at ``path`` (and then its engine) if present."""
     path.unlink(missing_ok=True)
+    engine_path(path).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ is ever listed, let alone removed, whatever it is called.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ def labels_for(index: int, project: str, lock_path: Path, lease_id: str, started
         "dockyard.lock": str(lock_path),
         "dockyard.lease": lease_id,
         "dockyard.created": str(int(started)),
+        # A shared (remote) engine serves several machines: only the one holding the lock can judge it.
+        "dockyard.host": socket.gethostname(),
     }
 
 
@@ -57,6 +60,10 @@ class Resource:
         lock = self.labels.get("dockyard.lock")
         if not lock:
             return True
+        if self.labels.get("dockyard.host", socket.gethostname()) != socket.gethostname() and not Path(lock).exists():
+            # Made on another machine (a shared remote engine), whose lock we cannot see: that
+            # machine reaps it. A container sharing this host's lock directory is judged as usual.
+            return False
         try:
             if not lock_is_held(Path(lock)):
                 return True

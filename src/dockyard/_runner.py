@@ -17,8 +17,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from . import _fleet
 from ._api import _docker_reaper, hand_down
-from ._berth import Berth, BerthPool
+from ._berth import Berth
 from ._errors import DockyardError
 from ._forensics import artifacts_since
 from ._output import reporter, say, summary
@@ -94,7 +95,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
     child: subprocess.Popen[bytes] | None = None
     try:
         t0 = time.monotonic()
-        berth = BerthPool(settings).acquire(reaper=_docker_reaper)
+        berth = _fleet.acquire(settings, reaper=_docker_reaper)
         timings["acquire"] = time.monotonic() - t0
         held_since = time.time()
         try:

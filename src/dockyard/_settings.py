@@ -60,6 +60,13 @@ def _prefix(value: str) -> str | None:
     return "must be 1-40 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
 
 
+def _endpoints(value: list[str]) -> str | None:
+    bad = [v for v in value if not re.match(r"^(unix|tcp|ssh|npipe|fd)://.", v)]
+    return (
+        f"must be engine endpoints like unix:///var/run/docker.sock or ssh://user@host, not {bad[0]!r}" if bad else None
+    )
+
+
 FIELDS: tuple[Field, ...] = (
     Field("compose_files", "list", ["compose.yaml"], "Compose files of the stack, relative to the project root."),
     Field("profiles", "list", [], "Compose profiles to enable."),
@@ -100,6 +107,14 @@ FIELDS: tuple[Field, ...] = (
         "container to the stack's networks, services by container name and port) or `auto` (detect).",
         _runner,
     ),
+    Field(
+        "engines",
+        "list",
+        [],
+        "Docker engines berths are spread over (`unix://...`, `tcp://...`, `ssh://...`); empty: the current "
+        "one (DOCKER_HOST, else the Docker context).",
+        _endpoints,
+    ),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -124,6 +139,7 @@ class Settings:
     skip_missing_docker: bool
     base_image_arg: str
     runner: str = "auto"
+    engines: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def port_block(self, index: int) -> range:
@@ -270,6 +286,7 @@ def load_settings(root: str | os.PathLike[str] | None = None, env: Mapping[str, 
         skip_missing_docker=values["skip_missing_docker"],
         base_image_arg=values["base_image_arg"],
         runner=values["runner"],
+        engines=tuple(values["engines"]),
         sources=sources,
     )
 

@@ -21,6 +21,7 @@ from ._berth import Berth
 from ._compose import ComposeModel, compose_command
 from ._engine import preflight
 from ._errors import ComposeError, DockyardError, StackUnhealthy
+from ._fleet import image_sources, share_images
 from ._forensics import Redactor, health_output, log_tail, write_bundle
 from ._progress import FAILED, HEALTHY, PROBING, STARTING, UNHEALTHY, WAITING, Reporter, as_reporter
 from ._reaper import detach_foreign, find, labels_for, remove
@@ -128,10 +129,14 @@ class Stack:
         # which a process that only reads addresses or writes the override should not pay.
         from python_on_whales import DockerClient  # noqa: PLC0415
 
+        engine = self.berth.engine
         return DockerClient(
             compose_files=[*self.settings.compose_files, self.override_path],
             compose_project_name=self.berth.project,
             compose_profiles=list(self.settings.profiles),
+            # The berth's engine, whatever DOCKER_HOST says: by its context (and TLS) or endpoint.
+            host=None if engine.context else engine.endpoint,
+            context=engine.context,
         )
 
     # -- addresses ---------------------------------------------------------------------------
@@ -159,7 +164,7 @@ class Stack:
         port. Every address dockyard hands out (URLs, DSNs) is made here.
         """
         host_port = self.port(service, container_port)  # unpublished ports are an error either way
-        if not runner(self.settings.runner).attached:
+        if not runner(self.settings.runner, self.berth.engine).attached:
             return "127.0.0.1", host_port
         # The container name, not the service name: a runner attached to two stacks' networks
         # (two berths at once) would get either stack's "postgres" for the bare service name.
@@ -167,7 +172,7 @@ class Stack:
 
     def _container_name(self, service: str) -> str:
         if service not in self._names:
-            rows = preflight().api.containers(
+            rows = preflight(self.berth.engine).api.containers(
                 all=True,
                 filters={
                     "label": [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
@@ -214,10 +219,14 @@ class Stack:
 
     def build(self, *, services: Sequence[str] = (), no_cache: bool = False) -> dict[str, str]:
         """Build the stack's images that are missing or changed (shared by all berths)."""
-        from ._images import ensure_images  # noqa: PLC0415 - the image builder and docker-py, when building
+        from ._images import ensure_images, wanted_images  # noqa: PLC0415 - the builder (docker-py), when building
 
         specs = [s for s in self.model.build_specs() if not services or s.service in services]
-        return ensure_images(preflight(), specs, self.settings, no_cache=no_cache, progress=self.progress)
+        client = preflight(self.berth.engine)
+        share_images(self.berth.engine, wanted_images(specs, self.settings), image_sources(self.settings))
+        return ensure_images(
+            client, specs, self.settings, no_cache=no_cache, progress=self.progress, cli_env=self.berth.engine.cli_env()
+        )
 
     def up(self, *, build: bool = True) -> None:
         """Start every service and wait until all are healthy, or fail with the evidence.
@@ -225,7 +234,7 @@ class Stack:
         A partial start is torn down before the error propagates, unless keep_on_failure.
         """
         began = time.monotonic()
-        preflight()
+        preflight(self.berth.engine)
         self.write_override()
         try:
             if build:
@@ -253,18 +262,20 @@ class Stack:
         self.progress.stack_ready(self.project, time.monotonic() - began)
 
     def _networks(self) -> list[str]:
-        rows = preflight().api.networks(filters={"label": [f"com.docker.compose.project={self.project}"]})
+        rows = preflight(self.berth.engine).api.networks(
+            filters={"label": [f"com.docker.compose.project={self.project}"]}
+        )
         return [n["Id"] for n in rows]
 
     def _attach_runner(self) -> None:
         """Connect the runner's container (when tests run in one) to every network of the stack."""
         from docker.errors import APIError  # noqa: PLC0415 - preflight() has imported docker-py
 
-        place = runner(self.settings.runner)
+        place = runner(self.settings.runner, self.berth.engine)
         say_once(place, self.progress)
         if place.container is None:
             return
-        api = preflight().api
+        api = preflight(self.berth.engine).api
         for network in self._networks():
             try:
                 api.connect_container_to_network(place.container, network)
@@ -281,7 +292,7 @@ class Stack:
         """Start the created containers of ``services`` through the engine API."""
         from docker.errors import APIError  # noqa: PLC0415 - preflight() has imported docker-py
 
-        api = preflight().api
+        api = preflight(self.berth.engine).api
         rows = api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
         todo = {
             r["Id"]: r["Labels"].get("com.docker.compose.service", "?")
@@ -361,7 +372,7 @@ class Stack:
         """
         from docker.errors import APIError  # noqa: PLC0415 - preflight() has imported docker-py
 
-        api = preflight().api
+        api = preflight(self.berth.engine).api
         if container not in inspected:
             inspected[container] = api.inspect_container(container)
         info = inspected[container]
@@ -409,7 +420,7 @@ class Stack:
 
     def _fail(self, reason: str, services: Sequence[str] = ()) -> None:
         """Collect the evidence, write the bundle, tear down (unless kept), raise."""
-        client = preflight()
+        client = preflight(self.berth.engine)
         containers = self._containers(client)
         if not services:
             services = sorted(
@@ -451,7 +462,9 @@ class Stack:
 
     def _engine_states(self) -> list[ServiceState]:
         """What Docker says of every container of the project (one engine call)."""
-        rows = preflight().api.containers(all=True, filters={"label": [f"com.docker.compose.project={self.project}"]})
+        rows = preflight(self.berth.engine).api.containers(
+            all=True, filters={"label": [f"com.docker.compose.project={self.project}"]}
+        )
         return [_parse_status(r) for r in rows if r["Labels"].get("com.docker.compose.oneoff") != "True"]
 
     def ps(self) -> list[ServiceState]:
@@ -463,7 +476,7 @@ class Stack:
         """
         from docker.errors import NotFound  # noqa: PLC0415 - preflight() has imported docker-py
 
-        api = preflight().api
+        api = preflight(self.berth.engine).api
         states = self._engine_states()
         for i, state in enumerate(states):
             if state.health == "starting" and state.container in self._passed:
@@ -487,7 +500,7 @@ class Stack:
         with _signals_deferred():
             try:
                 # A runner container attached to the networks would make their removal fail.
-                client = preflight()
+                client = preflight(self.berth.engine)
                 for network in self._networks():
                     detach_foreign(client, network, self.berth.record.lease_id)
             except APIError as exc:
@@ -498,7 +511,7 @@ class Stack:
                 )
             except DockerException as exc:
                 self.progress(f"compose down of {self.project} failed ({self._stderr_tail(exc)}); removing by label")
-            client = preflight()
+            client = preflight(self.berth.engine)
             remove(client, find(client, **{"dockyard.lease": self.berth.record.lease_id}))
             self.override_path.unlink(missing_ok=True)
 
@@ -543,7 +556,11 @@ class Stack:
         # Our own process rather than python-on-whales' stream: a reader that stops early
         # must not leave `docker compose logs` running behind it.
         with subprocess.Popen(
-            [*cmd, *services], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            [*cmd, *services],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.berth.engine.cli_env(),
         ) as proc:
             try:
                 for line in proc.stdout or ():
@@ -556,7 +573,7 @@ class Stack:
         cmd = [*compose_command(self.settings, self.project, [self.override_path]), "exec"]
         if not tty:
             cmd.append("-T")
-        return subprocess.call([*cmd, service, *command], cwd=self.settings.root)
+        return subprocess.call([*cmd, service, *command], cwd=self.settings.root, env=self.berth.engine.cli_env())
 
     def _run(self, action: str, call: Callable[[], object]) -> None:
         from python_on_whales.exceptions import DockerException  # noqa: PLC0415 - see `compose`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ import docker.errors
 from ._api import running_stack
 from ._berth import BerthPool, State, ensure_lock_dir
 from ._compose import ComposeModel
-from ._engine import compose_version, sdk
+from ._engine import Engine, compose_version, engines_of, sdk
 from ._errors import DockyardError, ExitCode
 from ._reaper import MANAGED
 from ._settings import Settings
@@ -39,6 +40,8 @@ def checklist(settings: Settings, *, quick: bool) -> Iterator[Check]:
     """Run the checks in order; later checks are skipped once Docker itself is unusable."""
     docker_ok = _run("docker", lambda: f"engine {sdk().version().get('Version', '?')} reachable")
     yield docker_ok
+    for engine in engines_of(settings.engines) if settings.engines else ():
+        yield _run(f"engine {engine}", functools.partial(_engine_check, engine))
     compose_ok = _run("compose", lambda: "Compose v" + ".".join(map(str, compose_version())))
     yield compose_ok
     if not (docker_ok.ok and compose_ok.ok):
@@ -88,6 +91,12 @@ def checklist(settings: Settings, *, quick: bool) -> Iterator[Check]:
             return f"up and down in a spare berth ({services} services healthy)"
 
         yield _run("smoke", smoke)
+
+
+def _engine_check(engine: Engine) -> str:
+    """One engine of the ``engines`` setting: reachable, and where its ports are bound."""
+    where = "this host's ports" if engine.local else f"the ports of {engine.scope}"
+    return f"Docker {sdk(engine).version().get('Version', '?')} reachable; publishes on {where}"
 
 
 def _network_pool() -> str:

@@ -24,10 +24,10 @@ from pathlib import Path
 _LOCK_WAIT = 30.0  # seconds to wait for the dead holder's lock; a new holder reaps instead
 
 
-def start(lock_path: Path, lease_id: str) -> subprocess.Popen[bytes]:
-    """Start the watchdog of this process's lease on ``lock_path``."""
+def start(lock_path: Path, lease_id: str, engine: str = "") -> subprocess.Popen[bytes]:
+    """Start the watchdog of this process's lease on ``lock_path``, whose stack runs on ``engine``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "dockyard._watchdog", str(lock_path), lease_id, str(os.getpid())],
+        [sys.executable, "-m", "dockyard._watchdog", str(lock_path), lease_id, str(os.getpid()), engine],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -54,8 +54,11 @@ def _wait_for_exit(pid: int) -> None:
         os.close(fd)
 
 
-def reap_if_abandoned(lock_path: Path, lease_id: str) -> bool:
-    """After the holder died: reap its lease's resources if it did not release; whether it did reap."""
+def reap_if_abandoned(lock_path: Path, lease_id: str, engine: str = "") -> bool:
+    """After the holder died: reap its lease's resources if it did not release; whether it did reap.
+
+    On ``engine`` (the lease's, given at start): not on whatever DOCKER_HOST says by now.
+    """
     from filelock import FileLock, Timeout  # noqa: PLC0415 - keep the idle watchdog small
 
     from ._lease import CorruptRecord, read_record, remove_record  # noqa: PLC0415
@@ -73,10 +76,10 @@ def reap_if_abandoned(lock_path: Path, lease_id: str) -> bool:
             record = None
         if record is not None and record.lease_id != lease_id:
             return False  # released and taken again since: not ours
-        from ._engine import sdk  # noqa: PLC0415
+        from ._engine import engine_for, sdk  # noqa: PLC0415
         from ._reaper import find, remove  # noqa: PLC0415
 
-        client = sdk()
+        client = sdk(engine_for(engine or (record.engine if record is not None else "")))
         leftovers = find(client, **{"dockyard.lease": lease_id})
         remove(client, leftovers)
         if record is not None:
@@ -87,14 +90,14 @@ def reap_if_abandoned(lock_path: Path, lease_id: str) -> bool:
         lock.release(force=True)
 
 
-def main(lock_path: str, lease_id: str, pid: str) -> int:
-    """Wait for the holder ``pid`` to exit, then reap what it abandoned."""
+def main(lock_path: str, lease_id: str, pid: str, engine: str = "") -> int:
+    """Wait for the holder ``pid`` to exit, then reap what it abandoned on ``engine``."""
     # SIGTERM from the holder means "released cleanly, stand down"; default action exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _wait_for_exit(int(pid))
-    reap_if_abandoned(Path(lock_path), lease_id)
+    reap_if_abandoned(Path(lock_path), lease_id, engine)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    sys.exit(main(*sys.argv[1:5]))

@@ -1,4 +1,4 @@
-"""Where the test runner is: on the host, or in a container of the engine dockyard talks to.
+"""Where the test runner is: on the host, or in a container of the engine the stack runs on.
 
 A runner in a container (a CI job with the host's Docker socket mounted) cannot reach the
 stack's ports on the host's 127.0.0.1: that loopback is the container's own. When its
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._engine import engine_name, sdk
+from ._engine import Engine, current_engine, sdk
 from ._errors import DockyardError
 
 if TYPE_CHECKING:
@@ -96,10 +96,13 @@ def find_container(api: Any, found: Hints) -> dict[str, Any] | None:
     return None
 
 
-def locate(client: Callable[[], DockerClient], mode: str, found: Hints | None = None) -> Runner:
+def locate(
+    client: Callable[[], DockerClient], mode: str, found: Hints | None = None, engine: Engine | None = None
+) -> Runner:
     """Decide how this process reaches the stack's services under ``mode`` (auto|host|container).
 
-    ``client`` is called only when the engine must be asked (in a container, mode not host).
+    ``client`` (of ``engine``, default: the current one) is called only when the engine must
+    be asked (in a container, mode not host).
     """
     if mode == "host":
         return Runner(None, "runner = host: services are reached on 127.0.0.1 and host ports")
@@ -116,7 +119,7 @@ def locate(client: Callable[[], DockerClient], mode: str, found: Hints | None = 
     if info is None:
         note = (
             f"running in a container ({found.hostname}) that the engine at "
-            f"{engine_name()} does not know (Docker-in-Docker?): using host ports on 127.0.0.1"
+            f"{engine or current_engine()} does not know (Docker-in-Docker?): using host ports on 127.0.0.1"
         )
         if mode == "container":
             raise DockyardError(
@@ -134,9 +137,9 @@ def locate(client: Callable[[], DockerClient], mode: str, found: Hints | None = 
 
 
 @functools.cache
-def runner(mode: str) -> Runner:
-    """:func:`locate` for this process, asked of the engine once."""
-    return locate(sdk, mode)
+def runner(mode: str, engine: Engine | None = None) -> Runner:
+    """:func:`locate` for this process on ``engine`` (the stack's; default: the current one), asked once."""
+    return locate(lambda: sdk(engine), mode, engine=engine)
 
 
 _SAID: set[str] = set()

@@ -26,12 +26,14 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from . import _fleet
 from . import _keeper_client as keeper
 from ._berth import Berth, BerthPool, BerthStatus, State
 from ._compose import ComposeModel
-from ._engine import install_compose_plugin, preflight
-from ._errors import DockyardError
+from ._engine import engine_for, install_compose_plugin, preflight
+from ._errors import DockerUnavailable, DockyardError
 from ._images import ensure_images
+from ._lease import remove_record
 from ._output import emit_json, human_age, reporter, say, table
 from ._progress import SILENT, Reporter
 from ._reaper import find, parse_duration, remove, select_for_cleanup
@@ -70,7 +72,7 @@ def _stack_of(berth: int, progress: Reporter | None = None) -> Stack:
         record.index,
         record.project,
         range(record.port_block[0], record.port_block[1] + 1),
-        BerthPool(settings).lock_path(record.index),
+        keeper.lock_path_of(settings, record),
         record,
     )
     return Stack(settings, held, progress=progress or SILENT)
@@ -122,10 +124,12 @@ def down(c: Context, berth: int = -1, all: bool = False) -> None:
 @task(help={"json": "Print the berths as JSON.", "all": "List every berth, the free ones too."})
 @_front
 def status(c: Context, json: bool = False, all: bool = False) -> None:
-    """List the berths of the pool: index, state, project, port block, holder (pid, command), age."""
+    """List the berths of the pool: index, state, project, port block, holder (pid, command), age, engine."""
     settings = load_settings()
-    rows = list(BerthPool(settings).statuses())
-    ports = _published_ports(settings, rows)
+    # Every pool of the configured engines (one per port scope), each berth with its engine.
+    pairs = list(_fleet.statuses(settings))
+    engines = [_engine_of(pool, s) for pool, s in pairs]
+    ports = _published_ports(settings, [s for _, s in pairs])
     if json:
         emit_json(
             [
@@ -136,19 +140,41 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
                     "port_block": [s.port_block.start, s.port_block.stop - 1],
                     # This project's services and ports, when the holder runs this project's stack.
                     "ports": ports.get(s),
+                    "engine": engine,
+                    "scope": pool.scope,
                     "holder": asdict(s.record) if s.record else None,
                     "reason": s.reason,
                 }
-                for s in rows
+                for (pool, s), engine in zip(pairs, engines, strict=True)
             ]
         )
         return
     now = time.time()
-    shown = [s for s in rows if all or s.state is not State.FREE or s.index < 4]
-    hidden = len(rows) - len(shown)
+    shown = [
+        (pool, s, engine)
+        for (pool, s), engine in zip(pairs, engines, strict=True)
+        if all or s.state is not State.FREE or s.index < 4
+    ]
+    hidden = len(pairs) - len(shown)
+    where = ", ".join(dict.fromkeys(str(pool.lock_dir) for pool, _ in pairs))
+    # An engine column only once more than one engine is in play: with the one current engine
+    # it would repeat the same endpoint on every row and squeeze the holder's columns.
+    current = {e.endpoint for pool, _ in pairs for e in pool.engines}
+    several = bool(settings.engines) or any(engine and engine not in current for engine in engines)
     table(
-        f"berths in {settings.lock_dir}" + (f" ({hidden} more free; --all lists them)" if hidden else ""),
-        ["berth", "state", "project", "ports", "pid", "command", "where", "age", "note"],
+        f"berths in {where}" + (f" ({hidden} more free; --all lists them)" if hidden else ""),
+        [
+            "berth",
+            "state",
+            "project",
+            "ports",
+            "pid",
+            "command",
+            "where",
+            "age",
+            *(["engine"] if several else []),
+            "note",
+        ],
         [
             [
                 s.index,
@@ -159,9 +185,10 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
                 _command(s.record.command) if s.record else "",
                 _where(s.record.cwd, settings.root) if s.record else "",
                 human_age(now - s.record.started) if s.record else "",
+                *([engine or (f"({pool.scope})" if not pool.local else "")] if several else []),
                 s.reason,
             ]
-            for s in shown
+            for pool, s, engine in shown
         ],
     )
 
@@ -201,6 +228,13 @@ def _where(cwd: str, root: Path) -> str:
     """``here`` for this project's directory, else the last two parts of the holder's."""
     path = Path(cwd)
     return "here" if path == root else "…/" + "/".join(path.parts[-2:])
+
+
+def _engine_of(pool: BerthPool, status: BerthStatus) -> str | None:
+    """The engine a berth's stack runs on (None for a berth without a lease record)."""
+    if status.record is None:
+        return None
+    return status.record.engine or pool.engines[0].endpoint  # "": a record from before engines
 
 
 @task(
@@ -290,28 +324,47 @@ def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool =
     except ValueError as exc:
         raise DockyardError(f"--older-than: {exc}") from None
     settings = load_settings()
-    client = preflight()
-    found = find(client)
-    # --all / --older-than take held resources too: only this pool's, never the live stacks of
-    # another pool (another lock_dir, e.g. another user's). Orphans go wherever they come from.
-    pool = [r for r in found if Path(r.labels.get("dockyard.lock", "")).parent == settings.lock_dir]
-    doomed = [
-        *select_for_cleanup(pool, older_than=age, everything=all),
-        *select_for_cleanup([r for r in found if r not in pool], older_than=None, everything=False),
-    ]
-    for res in doomed:
-        print(f"{'would remove' if dry_run else 'removing'} {res}")
-    stale = [s for s in BerthPool(settings).statuses() if s.state is State.STALE]
+    stale = [(pool, s) for pool, s in _fleet.statuses(settings) if s.state is State.STALE]
+    # Every configured engine, and every engine a stale lease ran on (DOCKER_HOST may differ now).
+    pools = _fleet.pools(settings)
+    ours = {pool.lock_dir for pool in pools}
+    engines = [*{e: None for pool in pools for e in pool.engines}]
+    engines += [e for e in {engine_for(s.record.engine): None for _, s in stale if s.record} if e not in engines]
+    doomed_by_engine = []
+    unreachable: dict[str, str] = {}  # endpoint -> why
+    for engine in engines:
+        try:
+            client = preflight(engine)
+        except DockerUnavailable as exc:
+            if len(engines) == 1:
+                raise
+            unreachable[engine.endpoint] = f"engine {engine} skipped: {str(exc).splitlines()[0]}"
+            continue  # the other engines' orphans still go
+        found = find(client)
+        # --all / --older-than take held resources too: only this pool's, never the live stacks of
+        # another pool (another lock_dir, e.g. another user's). Orphans go wherever they come from.
+        mine = [r for r in found if Path(r.labels.get("dockyard.lock", "")).parent in ours]
+        doomed = [
+            *select_for_cleanup(mine, older_than=age, everything=all),
+            *select_for_cleanup([r for r in found if r not in mine], older_than=None, everything=False),
+        ]
+        for res in doomed:
+            print(f"{'would remove' if dry_run else 'removing'} {res}" + (f" on {engine}" if len(engines) > 1 else ""))
+        doomed_by_engine.append((client, doomed))
     if not dry_run:
-        problems = remove(client, doomed)
-        for s in stale:
-            BerthPool(settings).lock_path(s.index).with_suffix(".json").unlink(missing_ok=True)
+        problems = [problem for client, doomed in doomed_by_engine for problem in remove(client, doomed)]
+        problems += unreachable.values()
+        for pool, s in stale:
+            # A record whose engine did not answer stays: it is how a later cleanup finds that stack.
+            if not (s.record and s.record.engine in unreachable):
+                remove_record(pool.lock_path(s.index).with_suffix(".json"))
         for problem in problems:
             print(f"could not remove {problem}", file=sys.stderr)
         if problems:
             raise Exit(code=1)
+    count = sum(len(doomed) for _, doomed in doomed_by_engine)
     say(
-        f"{len(doomed)} resource(s) {'to remove' if dry_run else 'removed'}, "
+        f"{count} resource(s) {'to remove' if dry_run else 'removed'}, "
         f"{len(stale)} stale lease record(s) {'to clear' if dry_run else 'cleared'}"
     )
 

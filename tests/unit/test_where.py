@@ -9,6 +9,8 @@ import docker.errors
 import pytest
 from docker import DockerClient
 
+from dockyard import _where
+from dockyard._engine import Engine
 from dockyard._errors import DockyardError
 from dockyard._where import Hints, hints, locate
 
@@ -143,3 +145,24 @@ def test_container_mode_fails_with_a_remedy_when_not_found(tmp_path: Path) -> No
     assert "docker.sock" in (info.value.remedy or "")
     with pytest.raises(DockyardError, match="not run in a container"):
         locate(client, "container", Hints(in_container=False, ids=(), hostname="h"))
+
+
+def test_the_runner_is_looked_up_on_the_stacks_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    second = Engine("unix:///tmp/second/docker.sock")
+    api, client = engine(container(OTHER, "unrelated", "x"))
+    asked: list[Engine | None] = []
+
+    def sdk(of: Engine | None = None) -> DockerClient:
+        asked.append(of)
+        return client()  # type: ignore[no-any-return]  # the fake client of engine()
+
+    monkeypatch.setattr(_where, "sdk", sdk)
+    monkeypatch.setattr(_where, "hints", lambda: Hints(in_container=True, ids=(CID,), hostname="box"))
+    _where.runner.cache_clear()
+    try:
+        place = _where.runner("auto", second)
+    finally:
+        _where.runner.cache_clear()
+    assert asked == [second]  # not DOCKER_HOST's engine: the berth's
+    assert api.asked == [CID]
+    assert f"the engine at {second.endpoint} does not know" in place.note
