@@ -122,12 +122,16 @@ class Berth:
         """
         from ._watchdog import start  # noqa: PLC0415 - only Docker-using holders want one
 
-        self._note_engine_id()
         if self._watchdog is None and os.environ.get("DOCKYARD_WATCHDOG", "1") != "0":
             self._watchdog = start(self.lock_path, self.record.lease_id, self.record.engine)
 
-    def _note_engine_id(self) -> None:
-        """Add the engine's ID (``docker info``) to the record, once a Docker user holds the berth."""
+    def note_engine_id(self) -> None:
+        """Add the engine's ID (``docker info``) to the record, once a Docker user holds the berth.
+
+        Called by the stack when it first talks to the engine, not when the berth is taken:
+        the ID is for people reading the record, and asking for it costs docker-py's import
+        and two round trips (~100 ms) that a holder needing no engine should not pay.
+        """
         from ._engine import engine_id  # noqa: PLC0415 - asks the engine; berths alone need no Docker
 
         if self.record.engine_id or not self.held:

@@ -235,6 +235,7 @@ class Stack:
         """
         began = time.monotonic()
         preflight(self.berth.engine)
+        self.berth.note_engine_id()
         self.write_override()
         try:
             if build:
