@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import sys
@@ -10,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -68,17 +70,34 @@ def emit_json(data: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    """A table on stdout (plain text when not on a terminal)."""
+    """A table on stdout: rich on a terminal; ASCII, Markdown-shaped, under its title otherwise."""
     plain = is_plain(sys.stdout)
-    out = Console(
-        force_terminal=False if plain else None, no_color=plain, highlight=False, width=160 if plain else None
-    )
-    grid = Table(title=title, title_justify="left")
+    # CI logs and pipes: no box-drawing characters and no title or cells padded to the
+    # terminal's width; the rows read (and paste into an issue) as a Markdown table.
+    grid = Table(box=box.MARKDOWN) if plain else Table(title=title, title_justify="left")
     for column in columns:
         grid.add_column(column)
     for row in rows:
         grid.add_row(*(str(cell) for cell in row))
+    if not plain:
+        Console(highlight=False).print(grid)
+        return
+    out = Console(file=io.StringIO(), force_terminal=False, no_color=True, highlight=False, width=400)
     out.print(grid)
+    lines = [line.rstrip() for line in out.file.getvalue().splitlines()]  # type: ignore[attr-defined]
+    sys.stdout.write("\n".join([title, *(line for line in lines if line)]) + "\n")
+    sys.stdout.flush()
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every row of the tables in ``text`` (as :func:`table` prints them), header rows included."""
+    rows = []
+    for line in text.splitlines():
+        for bar in ("|", "\u2502", "\u2503"):  # plain, and rich's light and heavy verticals
+            if line.startswith(bar) and not set(line) <= set("|-: \u2502\u2503\u2500\u2501"):
+                rows.append([cell.strip() for cell in line.split(bar)[1:-1]])
+                break
+    return rows
 
 
 def summary(title: str, fields: Iterable[tuple[str, object]]) -> None:

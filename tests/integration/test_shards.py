@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from dockyard._output import table_rows
 
 from .helpers import Project, Projects, clean_env, compose, leftovers, service, wait_for
 
@@ -104,8 +105,7 @@ def test_three_shards_run_at_once_in_three_berths(make_project: Projects) -> Non
     assert len(list((project.root / "rendezvous").iterdir())) == 3  # every berth took part
 
     assert "dockyard parallel" in result.stdout
-    rows = [re.split("[│┃]", line) for line in result.stdout.splitlines() if re.search("[│┃]", line)]
-    assert [row[1].strip() for row in rows] == ["shard", "1/3", "2/3", "3/3", "total"]
+    assert [row[0] for row in table_rows(result.stdout)] == ["shard", "1/3", "2/3", "3/3", "total"]
     assert "6 tests over 3 shard(s), split by count" in result.stderr
     assert "isolation check: 3 shard(s) held 3 distinct berth(s)" in result.stderr
 

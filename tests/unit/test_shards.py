@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from dockyard import DockyardError, Settings
+from dockyard._output import table_rows
 from dockyard._shards import (
     SHARD_FILE_ENV,
     Counts,
@@ -340,8 +341,7 @@ def test_the_summary_has_a_line_per_shard_and_a_total(
     done.report["timings"] = {"acquire": 0.0, "up": 40.0, "run": 20.5, "down": 1.0}
     broken = ShardRun(2, 3, ["t::2"], tmp_path, exit_code=5, wall=30.0)  # its stack never came up
     summary([done, broken, ShardRun(3, 3, [], tmp_path)], {"t::1": 2.0, "t::2": 3.0}, 62.0)
-    lines = [[cell.strip() for cell in line.split("│")[1:-1]] for line in capsys.readouterr().out.splitlines()]
-    rows = [cells for cells in lines if cells]
+    rows = table_rows(capsys.readouterr().out)[1:]  # below the header
     assert rows == [
         ["1/3", "4", "demo-20400", "20400-20499", "1", "1", "0", "0", "2.0", "40.0", "20.5", "61.2", "passed"],
         ["2/3", "-", "-", "-", "1", "-", "-", "-", "3.0", "-", "-", "30.0", "failed (5)"],

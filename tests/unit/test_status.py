@@ -12,6 +12,7 @@ from invoke.context import Context
 
 from dockyard import _output
 from dockyard._berth import BerthPool
+from dockyard._output import table_rows
 from dockyard._settings import Settings
 from dockyard._shards import Counts, ShardRun, summary_data
 from dockyard.tasks import status
@@ -56,7 +57,7 @@ def test_status_table_names_the_holder_and_its_age(
     finally:
         berth.release()
     out = capsys.readouterr().out
-    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if "│" in line]
+    rows = table_rows(out)[1:]  # below the header
     assert rows[0][:5] == ["0", "live", "dockyard-12000", "12000-12099", str(os.getpid())]
     assert rows[0][5].startswith("pytest ")  # the program's name, not its path
     assert rows[0][6] == f"…/{tmp_path.name}/elsewhere"
