@@ -12,11 +12,15 @@ written is a *projection* of the configuration (``project``): only the keys dock
 the way to ``compose up`` (ports, dependencies, images and builds, networks, volumes), never a
 service's environment, command or health check. A projection in which any secret value still
 occurs is not written at all (issue 7: the demo's passwords were found in the memo file).
+The variables the files interpolate are recorded by name and a keyed digest of their value
+(HMAC-SHA256 under a per-user random key beside the entries), never the value: one of them
+may be the password the compose file reads from the environment.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -31,7 +35,8 @@ from ._berth import ensure_lock_dir
 from ._errors import LockDirError
 from ._settings import Settings
 
-_FORMAT = 2  # 2: entries hold a projection of the configuration, not the whole of it
+_FORMAT = 3  # 2: a projection of the configuration, not the whole of it; 3: digests of the variables
+_KEY_NAME = ".key"  # the digest key, in the entries' directory
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 # Where the docker CLI looks for its Compose plugin, after $DOCKER_CONFIG/cli-plugins.
 _PLUGIN_DIRS = (
@@ -129,7 +134,35 @@ def _inputs(settings: Settings) -> dict[str, str | None]:
     return found
 
 
-def _environment(inputs: Iterable[str]) -> dict[str, str | None]:
+def _key(folder: Path) -> bytes:
+    """This user's digest key (created on first use, 0600 in the private directory)."""
+    path = folder / _KEY_NAME
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    folder.mkdir(mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".key-")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(os.urandom(32))
+    try:
+        os.link(tmp, path)  # the first writer's key wins; a racing second one reads it
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes()
+
+
+def _digests(names: Iterable[str], key: bytes) -> dict[str, str | None]:
+    """Each variable's keyed digest (None: unset): equal values compare equal, none can be read back."""
+    return {
+        name: None if (value := os.environ.get(name)) is None else hmac.new(key, value.encode(), "sha256").hexdigest()
+        for name in names
+    }
+
+
+def _variables(inputs: Iterable[str]) -> list[str]:
     """The variables the files interpolate, and Compose's own ``COMPOSE_*`` settings."""
     names = {name for name in os.environ if name.startswith("COMPOSE_")}
     for path in inputs:
@@ -137,7 +170,7 @@ def _environment(inputs: Iterable[str]) -> dict[str, str | None]:
             names.update(_VARIABLE.findall(Path(path).read_text()))
         except (OSError, UnicodeDecodeError):
             continue
-    return {name: os.environ.get(name) for name in sorted(names)}
+    return sorted(names)
 
 
 def _entry_path(settings: Settings) -> Path:
@@ -145,16 +178,52 @@ def _entry_path(settings: Settings) -> Path:
     return settings.lock_dir / "config-cache" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
-def _still_valid(entry: dict[str, Any], plugin: list[object]) -> bool:
+def _still_valid(entry: dict[str, Any], plugin: list[object], key: bytes) -> bool:
     inputs: dict[str, str | None] = entry["inputs"]
     return (
         entry.get("format") == _FORMAT
         and entry["plugin"] == plugin
         and all(_digest(Path(path)) == digest for path, digest in inputs.items())
-        and entry["environment"] == {name: os.environ.get(name) for name in entry["environment"]}
+        and entry["environment"] == _digests(entry["environment"], key)
         # A COMPOSE_* variable set since (COMPOSE_PROFILES, say) was not among the names above.
         and all(name in entry["environment"] for name in os.environ if name.startswith("COMPOSE_"))
     )
+
+
+def _memo_key(settings: Settings) -> bytes | None:
+    """The digest key, when the memo may be used at all (None: always ask Compose)."""
+    if os.environ.get("DOCKYARD_CONFIG_CACHE") == "0":
+        return None
+    try:
+        # Entries are trusted only from a directory private to this user: one planted by
+        # somebody else could add a bind mount to every stack.
+        ensure_lock_dir(settings.lock_dir)
+        return _key(_entry_path(settings).parent)
+    except (LockDirError, OSError):
+        return None  # taking a berth says what is wrong with the directory; a miss costs ~150 ms
+
+
+def _lookup(path: Path, plugin: list[object], key: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(path.read_text())
+        if _still_valid(entry, plugin, key):
+            return dict(entry["config"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no entry, or one from another format or a torn write: ask Compose
+    return None
+
+
+def _store(path: Path, entry: dict[str, Any]) -> None:
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
+    except OSError:
+        return  # a memo that cannot be written only costs the next caller ~150 ms
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(entry, fh)
+        os.replace(tmp, path)  # readers see the old entry or the new one, never half of one
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def effective_config(settings: Settings, load: Loader, project: Projection) -> tuple[dict[str, Any], bool]:
@@ -163,45 +232,27 @@ def effective_config(settings: Settings, load: Loader, project: Projection) -> t
     Returns ``(config, complete)``: ``complete`` is False when ``config`` is the projection
     ``project`` made of it (the memo holds nothing else), True when it is Compose's own answer.
     """
-    path = _entry_path(settings)
     plugin = compose_plugin()
-    if plugin is None or os.environ.get("DOCKYARD_CONFIG_CACHE") == "0":
-        return load()[1], True  # no plugin file to fingerprint: cannot tell when Compose changes
-    try:
-        # Entries are trusted only from a directory private to this user: one planted by
-        # somebody else could add a bind mount to every stack.
-        ensure_lock_dir(settings.lock_dir)
-    except LockDirError:
-        return load()[1], True  # taking a berth will say what is wrong with the directory
-    try:
-        entry = json.loads(path.read_text())
-        if _still_valid(entry, plugin):
-            return dict(entry["config"]), False
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        pass  # no entry, or one from another format or a torn write: ask Compose
+    key = _memo_key(settings) if plugin is not None else None  # no plugin file: cannot tell when Compose changes
+    if plugin is None or key is None:
+        return load()[1], True
+    path = _entry_path(settings)
+    if (hit := _lookup(path, plugin, key)) is not None:
+        return hit, False
     inputs = _inputs(settings)  # before asking Compose, so an edit meanwhile cannot be missed
-    environment = _environment(inputs)
+    environment = _digests(_variables(inputs), key)
     version, config = load()
     projection = project(config)
-    if projection is None:
-        return config, True  # secrets in what dockyard reads: no file of dockyard's may show them
-    entry = {
-        "format": _FORMAT,
-        "plugin": plugin,
-        "compose_version": list(version),
-        "inputs": inputs,
-        "environment": environment,
-        "config": projection,
-    }
-    try:
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
-    except OSError:
-        return config, True  # a memo that cannot be written only costs the next caller ~150 ms
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(entry, fh)
-        os.replace(tmp, path)  # readers see the old entry or the new one, never half of one
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
+    if projection is not None:  # None: secrets in what dockyard reads; no file of dockyard's may show them
+        _store(
+            path,
+            {
+                "format": _FORMAT,
+                "plugin": plugin,
+                "compose_version": list(version),
+                "inputs": inputs,
+                "environment": environment,
+                "config": projection,
+            },
+        )
     return config, True

@@ -125,12 +125,35 @@ def test_without_a_plugin_file_every_load_asks_compose(project: Settings, plugin
 def test_a_torn_or_foreign_entry_is_a_miss_not_an_error(project: Settings) -> None:
     loader = CountingLoader()
     effective_config(project, loader)
-    (entry,) = (project.lock_dir / "config-cache").iterdir()
+    (entry,) = (project.lock_dir / "config-cache").glob("*.json")
     for garbage in ("{", "[]", '{"format": 1}', ""):
         entry.write_text(garbage)
         effective_config(project, loader)
     assert loader.calls == 5
     assert effective_config(project, loader) == {"services": {"app": {"call": 5}}}
+
+
+@pytest.mark.usefixtures("plugin")
+def test_an_interpolated_value_is_kept_as_a_keyed_digest_only(
+    project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`POSTGRES_PASSWORD: ${DB_PASSWORD}`: the variable's value may be a password."""
+    compose = project.compose_files[0]
+    compose.write_text(compose.read_text() + "    environment:\n      POSTGRES_PASSWORD: ${DB_PASSWORD}\n")
+    monkeypatch.setenv("DB_PASSWORD", "hunter2-secret")
+    loader = CountingLoader()
+    effective_config(project, loader)
+    (entry,) = (project.lock_dir / "config-cache").glob("*.json")
+    assert "hunter2-secret" not in entry.read_text()
+    assert json.loads(entry.read_text())["environment"]["DB_PASSWORD"]  # but the name is recorded
+    effective_config(project, loader)
+    assert loader.calls == 1  # the same value: a hit
+    monkeypatch.setenv("DB_PASSWORD", "hunter3-secret")
+    effective_config(project, loader)
+    assert loader.calls == 2  # another value: a miss
+    key = project.lock_dir / "config-cache" / ".key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(key.read_bytes()) == 32
 
 
 @pytest.mark.usefixtures("plugin")
