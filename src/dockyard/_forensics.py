@@ -26,13 +26,29 @@ class Redactor:
     """Replaces known secret values in text."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        # Also as JSON writes them (a quote or backslash escaped): bundles hold JSON documents.
+        forms = {form for s in secrets if s for form in (s, json.dumps(s)[1:-1])}
         # Longest first, so a secret that contains another is masked whole.
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = sorted(forms, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
         return text
+
+    @classmethod
+    def withholding(cls, reason: str) -> Redactor:
+        """A redactor for when the secrets are unknown: it withholds all text rather than risk one."""
+        return _Withholding(reason)
+
+
+class _Withholding(Redactor):
+    def __init__(self, reason: str) -> None:
+        super().__init__(())
+        self.reason = reason
+
+    def __call__(self, text: str) -> str:
+        return f"(withheld: {self.reason})" if text.strip() else text
 
 
 def health_output(container: Container, last: int = 3) -> str:

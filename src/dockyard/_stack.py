@@ -120,7 +120,13 @@ class Stack:
         """Masks the stack's secret values in logs, errors and bundles."""
         # Built at first need (a failure, `logs`): the secrets are in the complete configuration,
         # which the memo does not hold, and asking Compose for it costs ~150 ms.
-        return Redactor(self.model.secrets())
+        try:
+            return Redactor(self.model.secrets())
+        except DockyardError:
+            # Compose cannot give the configuration now (its files broke under the running
+            # stack, say). This runs in error paths: raising here would hide the error being
+            # reported, and text shown unmasked might hold a secret, so it is withheld instead.
+            return Redactor.withholding("`docker compose config` failed, so the secrets to mask are unknown")
 
     @cached_property
     def compose(self) -> DockerClient:
@@ -289,6 +295,13 @@ class Stack:
                     remedy="set DOCKYARD_RUNNER=host and publish the stack's ports to the runner another way",
                 ) from None
 
+    def _bundle_config(self) -> dict[str, Any]:
+        """The effective configuration for a failure bundle; what is known of it if Compose fails now."""
+        try:
+            return self.model.config
+        except DockyardError:
+            return {"dockyard": "`docker compose config` failed while the bundle was written", **self.model.shape}
+
     def _start(self, services: Sequence[str]) -> None:
         """Start the created containers of ``services`` through the engine API."""
         from docker.errors import APIError  # noqa: PLC0415 - preflight() has imported docker-py
@@ -444,7 +457,7 @@ class Stack:
             project=self.project,
             reason=parts[0],
             containers=containers,
-            config=self.model.config,
+            config=self._bundle_config(),
             redact=self.redact,
         )
         if self.settings.keep_on_failure:
@@ -512,9 +525,11 @@ class Stack:
                 )
             except DockerException as exc:
                 self.progress(f"compose down of {self.project} failed ({self._stderr_tail(exc)}); removing by label")
-            client = preflight(self.berth.engine)
-            remove(client, find(client, **{"dockyard.lease": self.berth.record.lease_id}))
-            self.override_path.unlink(missing_ok=True)
+            finally:
+                # Whatever compose did or raised: everything of this lease goes, by its label.
+                client = preflight(self.berth.engine)
+                remove(client, find(client, **{"dockyard.lease": self.berth.record.lease_id}))
+                self.override_path.unlink(missing_ok=True)
 
     def stop(self, *services: str) -> None:
         """Stop ``services`` (they keep their state)."""

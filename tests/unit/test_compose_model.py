@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
+from dockyard._berth import BerthPool
 from dockyard._compose import BuildSpec, ComposeModel, compose_command
+from dockyard._errors import ComposeError
 from dockyard._forensics import MASK, Redactor
 from dockyard._settings import Settings, load_settings
+from dockyard._stack import Stack
 
 MakeSettings = Callable[..., Settings]
 WriteProject = Callable[..., Path]
@@ -294,3 +297,30 @@ def test_compose_command(make_settings: MakeSettings) -> None:
         *("-f", str(settings.root / "compose.yaml"), "-f", str(override)),
         *("--profile", "debug", "--profile", "seed"),
     ]
+
+
+def test_redactor_masks_secrets_as_json_escapes_them_too() -> None:
+    secret = 'pa"ss\\word'  # noqa: S105 - a test value: a quote and a backslash
+    redact = Redactor([secret])
+
+    assert secret not in redact(f"env={secret}")
+    assert json.dumps(secret)[1:-1] not in redact(json.dumps({"PASSWORD": secret}))
+
+
+def test_a_stack_whose_secrets_cannot_be_read_withholds_text(settings: Settings) -> None:
+    """Compose failing in an error path must neither raise there nor show text unmasked."""
+
+    def broken() -> dict[str, Any]:
+        raise ComposeError("docker compose config", ["docker", "compose", "config"], 1, "yaml: line 3: bad")
+
+    model = ComposeModel(settings, config(), complete=False, reload=broken)
+    berth = BerthPool(settings).acquire(timeout=1, reaper=None)
+    try:
+        stack = Stack(settings, berth, model=model)
+        shown = stack.redact("POSTGRES_PASSWORD=s3cret")
+    finally:
+        berth.release()
+
+    assert "s3cret" not in shown
+    assert "withheld" in shown
+    assert stack.redact("") == ""
