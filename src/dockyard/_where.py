@@ -29,8 +29,12 @@ if TYPE_CHECKING:
 
 MODES = ("auto", "host", "container")
 # Docker bind-mounts /etc/hostname, /etc/hosts and /etc/resolv.conf from the container's own
-# directory, so its id shows in the mount table (cgroup v1 and v2 alike).
+# directory, so its id shows in the mount table (cgroup v1 and v2 alike). Only those mount
+# points count: a process on the host itself can see other containers' directories mounted
+# (a shareable IPC namespace's /var/lib/docker/containers/<id>/mounts/shm), and taking one of
+# them for "our" container would attach a stranger to the stack's networks.
 _MOUNT_ID = re.compile(r"/(?:docker/)?containers/([0-9a-f]{64})/")
+_OWN_MOUNTS = frozenset({"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"})
 # cgroup v1 paths name the container (`/docker/<id>`, `/system.slice/docker-<id>.scope`); v2's `0::/` does not.
 _CGROUP_ID = re.compile(r"(?:docker[-/]|/libpod-)([0-9a-f]{64})")
 _CGROUP_HINT = re.compile(r"docker|kubepods|containerd|libpod|lxc")
@@ -55,7 +59,9 @@ def hints(root: Path = Path("/")) -> Hints:
             return ""
 
     mountinfo, cgroup = read("proc/self/mountinfo"), read("proc/self/cgroup")
-    ids = list(dict.fromkeys(_MOUNT_ID.findall(mountinfo) + _CGROUP_ID.findall(cgroup)))
+    # mountinfo: "ID PARENT MAJ:MIN ROOT MOUNT-POINT ...": ROOT names the source, the 5th field where it is.
+    own = [f[3] for f in (line.split() for line in mountinfo.splitlines()) if len(f) > 4 and f[4] in _OWN_MOUNTS]
+    ids = list(dict.fromkeys([m for root in own for m in _MOUNT_ID.findall(root)] + _CGROUP_ID.findall(cgroup)))
     marker = (root / ".dockerenv").exists() or (root / "run/.containerenv").exists()
     hostname = read("etc/hostname").strip() or socket.gethostname()
     return Hints(in_container=bool(marker or ids or _CGROUP_HINT.search(cgroup)), ids=tuple(ids), hostname=hostname)
@@ -78,8 +84,9 @@ class Runner:
 def find_container(api: Any, found: Hints) -> dict[str, Any] | None:
     """The engine's inspect data of the container described by ``found``, or None.
 
-    Ids from the mount table identify it; without them, the hostname (Docker's default is the
-    short id) must name a container whose own hostname is the same.
+    Ids from the mount table or cgroups name candidates; without them, the hostname (Docker's
+    default is the short id) does. Either way the container's own hostname must be this
+    process's: a candidate that merely shares an id or name is not us.
     """
     import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
 
@@ -91,7 +98,7 @@ def find_container(api: Any, found: Hints) -> dict[str, Any] | None:
             continue
         except docker.errors.APIError:
             continue  # e.g. an ambiguous prefix: not a positive identification
-        if found.ids or (info.get("Config") or {}).get("Hostname") == found.hostname:
+        if (info.get("Config") or {}).get("Hostname") == found.hostname:
             return info
     return None
 

@@ -96,8 +96,8 @@ def engine(*infos: dict[str, Any]) -> tuple[FakeApi, Any]:
 
 
 def test_found_on_the_engine_by_its_id(tmp_path: Path) -> None:
-    _api, client = engine(container(CID, "ci-job", "whatever"))
-    place = locate(client, "auto", hints(tree(tmp_path, mountinfo=MOUNTINFO_DOCKER, marker=True)))
+    _api, client = engine(container(CID, "ci-job", "runner-7"))  # a --hostname of its own: also its /etc/hostname
+    place = locate(client, "auto", hints(tree(tmp_path, mountinfo=MOUNTINFO_DOCKER, marker=True, hostname="runner-7")))
     assert place.container == CID
     assert place.attached
     assert "ci-job" in place.note
@@ -122,8 +122,8 @@ def test_not_on_this_engine_falls_back_to_host_ports_and_says_so(tmp_path: Path)
 
 
 def test_host_network_mode_keeps_host_ports(tmp_path: Path) -> None:
-    _api, client = engine(container(CID, "job", "vm", network_mode="host"))
-    place = locate(client, "auto", hints(tree(tmp_path, mountinfo=MOUNTINFO_DOCKER, marker=True)))
+    _api, client = engine(container(CID, "job", "vm", network_mode="host"))  # the host's name, in host mode
+    place = locate(client, "auto", hints(tree(tmp_path, mountinfo=MOUNTINFO_DOCKER, marker=True, hostname="vm")))
     assert place.container is None
     assert "network mode host" in place.note
 
@@ -166,3 +166,15 @@ def test_the_runner_is_looked_up_on_the_stacks_engine(monkeypatch: pytest.Monkey
     assert asked == [second]  # not DOCKER_HOST's engine: the berth's
     assert api.asked == [CID]
     assert f"the engine at {second.endpoint} does not know" in place.note
+
+
+def test_another_containers_directory_mounted_on_the_host_is_not_ours(tmp_path: Path) -> None:
+    """A host process can see /var/lib/docker/containers/<id>/mounts/shm of a shareable-IPC container."""
+    shm = f"40 22 0:50 / /var/lib/docker/containers/{OTHER}/mounts/shm rw - tmpfs shm rw\n"
+    assert hints(tree(tmp_path, mountinfo=MOUNTINFO_HOST + shm)) == Hints(in_container=False, ids=(), hostname="box")
+
+
+def test_an_id_whose_container_has_another_hostname_is_not_ours() -> None:
+    api = FakeApi({CID: container(CID, "/stranger", hostname="stranger")})
+    found = Hints(in_container=True, ids=(CID,), hostname="box")
+    assert _where.find_container(api, found) is None
