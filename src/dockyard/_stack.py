@@ -109,7 +109,8 @@ class Stack:
         self.labels = labels_for(
             berth.index, berth.project, berth.lock_path, berth.record.lease_id, berth.record.started
         )
-        self.override_path = settings.lock_dir / f"berth-{berth.index}.override.yml"
+        # Beside the berth's lock, so berths of two pools (two engines' scopes) never share one.
+        self.override_path = berth.lock_path.with_suffix(".override.yml")
         # Container -> StartedAt of the run whose health check dockyard saw pass: until the
         # engine's own next check (one interval later) Docker still says "starting".
         self._passed: dict[str, str] = {}

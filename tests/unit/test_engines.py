@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard._compose import ComposeModel
 from dockyard._engine import LOCAL, Engine, current_engine, engines_of
 from dockyard._errors import ConfigError, DockerUnavailable, NoFreeBerth
 from dockyard._fleet import acquire_from, pools
@@ -18,6 +19,7 @@ from dockyard._keeper_client import lock_path_of
 from dockyard._lease import LeaseRecord, read_record, remove_record, write_record
 from dockyard._reaper import Resource, labels_for
 from dockyard._settings import Settings
+from dockyard._stack import Stack
 
 MakeSettings = Callable[..., Settings]
 A, B = "unix:///run/a.sock", "unix:///run/b.sock"
@@ -112,6 +114,12 @@ def test_a_remote_engine_reuses_the_blocks_of_the_host_pool(make_settings: MakeS
         assert oct(settings.lock_dir.stat().st_mode & 0o777) == "0o700"
         assert (first.record.engine, second.record.engine) == (REMOTE, A)
         assert first.port_block == second.port_block  # its ports are bound on another machine
+        # Same index, same block: still two override files (review: they were one, and each
+        # stack's `compose up` read the other's labels).
+        overrides = {
+            Stack(settings, berth, model=ComposeModel(settings, {})).override_path for berth in (first, second)
+        }
+        assert len(overrides) == 2
     finally:
         first.release()
         second.release()
