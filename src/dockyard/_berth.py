@@ -17,6 +17,7 @@ import os
 import re
 import stat
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -55,6 +56,35 @@ def ensure_lock_dir(path: Path) -> Path:
             remedy=f"run `chmod 700 {path}`, or point lock_dir (DOCKYARD_LOCK_DIR) elsewhere",
         )
     return path
+
+
+_POOL_ID = ".pool-id"
+
+
+def pool_id(lock_dir: Path, *, create: bool = False) -> str | None:
+    """The random id of the berth pool in ``lock_dir`` (None: none yet, and not ``create``).
+
+    Resources carry it as ``dockyard.pool``. Two machines whose pools sit at the same path
+    (the default ``$TMPDIR/dockyard-<uid>``) and share a remote engine see the same
+    ``dockyard.lock`` label on each other's resources; the id tells them apart, so neither
+    judges (or reaps) the other's stacks by its own lock. A runner container that mounts the
+    host's pool reads the host's id, and is judged as the host.
+    """
+    path = lock_dir / _POOL_ID
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    tmp = lock_dir / f".pool-id-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.write_text(uuid.uuid4().hex)
+    try:
+        os.link(tmp, path)  # the first writer's id wins; a racing second reads it
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    return path.read_text().strip()
 
 
 def lock_is_held(lock_path: Path) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._berth import lock_is_held
+from ._berth import lock_is_held, pool_id
 from ._lease import CorruptRecord, read_record
 
 if TYPE_CHECKING:
@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 MANAGED = "dockyard.managed"
 
 
-def labels_for(index: int, project: str, lock_path: Path, lease_id: str, started: float) -> dict[str, str]:
-    """The labels of every resource of one berth's stack."""
-    return {
+def labels_for(
+    index: int, project: str, lock_path: Path, lease_id: str, started: float, *, pool: str | None = None
+) -> dict[str, str]:
+    """The labels of every resource of one berth's stack (``pool``: the id of the berth's pool)."""
+    labels = {
         MANAGED: "true",
         "dockyard.berth": str(index),
         "dockyard.project": project,
@@ -36,6 +38,15 @@ def labels_for(index: int, project: str, lock_path: Path, lease_id: str, started
         # A shared (remote) engine serves several machines: only the one holding the lock can judge it.
         "dockyard.host": socket.gethostname(),
     }
+    if pool:
+        labels["dockyard.pool"] = pool
+    return labels
+
+
+def _of_another_pool(labels: dict[str, str], lock: Path) -> bool:
+    """Whether ``labels`` name another pool than the one whose lock directory holds ``lock`` here."""
+    theirs = labels.get("dockyard.pool")
+    return bool(theirs) and theirs != pool_id(lock.parent)
 
 
 @dataclass(frozen=True)
@@ -60,9 +71,7 @@ class Resource:
         lock = self.labels.get("dockyard.lock")
         if not lock:
             return True
-        if self.labels.get("dockyard.host", socket.gethostname()) != socket.gethostname() and not Path(lock).exists():
-            # Made on another machine (a shared remote engine), whose lock we cannot see: that
-            # machine reaps it. A container sharing this host's lock directory is judged as usual.
+        if self._judged_elsewhere(Path(lock)):
             return False
         try:
             if not lock_is_held(Path(lock)):
@@ -75,6 +84,14 @@ class Resource:
             return True
         # Held, but no record yet means the holder is between lock and record: leave it be.
         return record is not None and record.lease_id != self.labels.get("dockyard.lease")
+
+    def _judged_elsewhere(self, lock: Path) -> bool:
+        """Whether another machine's pool made this, on a shared engine: that machine judges it."""
+        if _of_another_pool(self.labels, lock):
+            return True  # a pool at the same path on another machine (the default path is the same everywhere)
+        # Made on another machine whose lock we cannot see (labels without a pool id, of older
+        # versions). A container sharing this host's lock directory is judged as usual.
+        return self.labels.get("dockyard.host", socket.gethostname()) != socket.gethostname() and not lock.exists()
 
     def __str__(self) -> str:
         berth, project = self.labels.get("dockyard.berth", "?"), self.labels.get("dockyard.project", "?")
@@ -148,8 +165,9 @@ def remove(client: DockerClient, resources: Iterable[Resource]) -> list[str]:
 
 
 def reap_berth(client: DockerClient, lock_path: Path) -> list[Resource]:
-    """Remove everything a dead holder of the berth at ``lock_path`` left behind."""
-    leftovers = find(client, **{"dockyard.lock": str(lock_path)})
+    """Remove everything a dead holder of the berth at ``lock_path`` left behind (never another pool's)."""
+    found = find(client, **{"dockyard.lock": str(lock_path)})
+    leftovers = [r for r in found if not _of_another_pool(r.labels, lock_path)]
     remove(client, leftovers)
     return leftovers
 

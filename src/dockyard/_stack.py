@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._berth import Berth
+from ._berth import Berth, pool_id
 from ._compose import ComposeModel, compose_command
 from ._engine import preflight
 from ._errors import ComposeError, DockyardError, StackUnhealthy
@@ -107,7 +107,12 @@ class Stack:
         for (service, target, _proto), host in self.port_map.items():
             berth.ports.setdefault(service, {})[target] = host
         self.labels = labels_for(
-            berth.index, berth.project, berth.lock_path, berth.record.lease_id, berth.record.started
+            berth.index,
+            berth.project,
+            berth.lock_path,
+            berth.record.lease_id,
+            berth.record.started,
+            pool=pool_id(berth.lock_path.parent, create=True),
         )
         # Beside the berth's lock, so berths of two pools (two engines' scopes) never share one.
         self.override_path = berth.lock_path.with_suffix(".override.yml")

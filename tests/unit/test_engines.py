@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard._berth import pool_id
 from dockyard._compose import ComposeModel
 from dockyard._engine import LOCAL, Engine, current_engine, engines_of
 from dockyard._errors import ConfigError, DockerUnavailable, NoFreeBerth
@@ -170,6 +171,19 @@ def test_another_machines_resources_are_not_judged_orphans_here(tmp_path: Path) 
     assert not Resource("network", "n1", "n1", elsewhere).orphaned()  # its lock is on that machine
     lock.touch()  # a lock we can see (a container sharing this host's lock dir): judged as ever
     assert Resource("network", "n1", "n1", elsewhere).orphaned()
+
+
+def test_another_pool_at_the_same_path_is_never_judged_by_our_lock(tmp_path: Path) -> None:
+    """Two CI machines, one shared engine, both pools at the default path (review)."""
+    lock = tmp_path / "berth-0.lock"
+    lock.touch()  # our berth 0: free, no record
+    ours = pool_id(tmp_path, create=True)
+    assert ours is not None
+    assert pool_id(tmp_path) == ours  # stable: read back, not made anew
+    mine = labels_for(0, "p-1", lock, "lease-1", 0.0, pool=ours)
+    theirs = {**labels_for(0, "p-1", lock, "lease-2", 0.0, pool="f" * 32), "dockyard.host": socket.gethostname()}
+    assert Resource("network", "n1", "n1", mine).orphaned()
+    assert not Resource("network", "n2", "n2", theirs).orphaned()
 
 
 def test_a_kept_berth_is_found_in_the_pool_of_its_engine(make_settings: MakeSettings) -> None:
