@@ -224,6 +224,11 @@ def _sdk(engine: Engine) -> SdkClient:
     )
 
 
+def forget_clients() -> None:
+    """Drop the cached SDK clients (one of them found its daemon gone): the next call connects anew."""
+    _sdk.cache_clear()
+
+
 def engine_id(engine: Engine) -> str:
     """The engine's ID from ``docker info`` (not unique: daemons sharing /etc/docker/key.json share it)."""
     return str(sdk(engine).info().get("ID", ""))

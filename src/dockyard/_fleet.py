@@ -13,12 +13,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
 from ._berth import Berth, BerthPool, BerthStatus, Reaper, ensure_lock_dir, lock_is_held
-from ._engine import DEFAULT_ENDPOINT, LOCAL, Engine, engines_of, sdk
+from ._engine import DEFAULT_ENDPOINT, LOCAL, Engine, engines_of, forget_clients, sdk
 from ._errors import DockerUnavailable, NoFreeBerth
 from ._lease import CorruptRecord, read_record
 from ._settings import Settings
 
 _POLL_INTERVAL = 0.1  # seconds between sweeps of the pools while waiting for a berth
+_RETRY_DOWN_S = 10.0  # seconds before an engine that did not answer is asked again
 Probe = Callable[[Engine], str | None]
 """Why ``engine`` cannot take a stack now (None: it can)."""
 
@@ -26,12 +27,17 @@ Probe = Callable[[Engine], str | None]
 def probe(engine: Engine) -> str | None:
     """Ping ``engine``; the reason it is unusable, or None."""
     import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
+    import requests.exceptions  # noqa: PLC0415 - docker-py's transport, imported with it
 
     try:
         sdk(engine).ping()
     except DockerUnavailable as exc:
         return str(exc).splitlines()[0]
-    except docker.errors.DockerException as exc:  # a cached client whose daemon went away since
+    # A cached client whose daemon went away since: docker-py raises requests' own errors for a
+    # refused or reset connection, not a DockerException. Forget the client, so that the next
+    # probe connects anew instead of reusing a dead one.
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        forget_clients()
         return f"the Docker daemon at {engine} stopped answering ({str(exc).splitlines()[0][:200]})"
     return None
 
@@ -65,6 +71,28 @@ def loads(candidates: Sequence[BerthPool]) -> Counter[str]:
     return counts
 
 
+class _Answers:
+    """Which engines answer ``probe``; one that did not is asked again only after a while.
+
+    An unreachable engine holds no berths, so it ranks first on every sweep of the pools;
+    asking it each time would cost a connect attempt (seconds over tcp or ssh) ten times a second.
+    """
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+        self.down: dict[Engine, tuple[float, str]] = {}  # engine -> (ask again after, why)
+
+    def problem(self, engine: Engine) -> str | None:
+        """Why ``engine`` cannot take a stack (remembered for a while), or None."""
+        until, why = self.down.get(engine, (0.0, None))
+        if time.monotonic() < until:
+            return why
+        why = self.probe(engine)
+        if why is not None:
+            self.down[engine] = (time.monotonic() + _RETRY_DOWN_S, why)
+        return why
+
+
 def acquire_from(
     candidates: Sequence[BerthPool],
     *,
@@ -87,6 +115,7 @@ def acquire_from(
     order = [(pool, engine) for pool in candidates for engine in pool.engines]
     timeout = settings.acquire_timeout if timeout is None else timeout
     deadline = time.monotonic() + timeout
+    answers = _Answers(probe)
     while True:
         reasons: dict[tuple[str, int], str] = {}
         unreachable: dict[Engine, str] = {}
@@ -99,7 +128,7 @@ def acquire_from(
         for pool, engine in ranked:
             if pool.scope in tried:
                 continue  # a pool with no free berth for one engine has none for another
-            if len(order) > 1 and (problem := probe(engine)) is not None:
+            if len(order) > 1 and (problem := answers.problem(engine)) is not None:
                 unreachable[engine] = problem
                 continue
             tried.add(pool.scope)

@@ -136,6 +136,23 @@ def test_an_unreachable_engine_is_passed_over(make_settings: MakeSettings) -> No
         assert berth.record.engine == B
 
 
+def test_an_engine_that_did_not_answer_is_not_asked_on_every_sweep(make_settings: MakeSettings) -> None:
+    settings = make_settings(port_range="30860-30869", block_size=10, engines=[A, B])  # one berth
+    asked: list[str] = []
+
+    def a_is_down(engine: Engine) -> str | None:
+        asked.append(engine.endpoint)
+        return "unreachable" if engine.endpoint == A else None
+
+    with acquire_from(pools(settings), timeout=1, probe=a_is_down):
+        asked.clear()
+        with pytest.raises(NoFreeBerth) as caught:
+            acquire_from(pools(settings), timeout=0.6, probe=a_is_down)  # ~6 sweeps of the pools
+    assert asked.count(A) == 1
+    assert asked.count(B) > 1  # the reachable one is asked every sweep
+    assert f"engine {A}: unreachable (unreachable)" in str(caught.value)
+
+
 def test_no_reachable_engine_names_every_one(make_settings: MakeSettings) -> None:
     settings = make_settings(port_range="30820-30839", block_size=10, engines=[A, B])
     # The real probe: nothing listens on these sockets, so no Docker is needed to find that out.
