@@ -169,13 +169,14 @@ def busy_cpu_seconds() -> float:
     runc, the kernel's network setup, the services themselves).
     """
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    # Steal is time the hypervisor gave to others: not work done here.
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def cores() -> int:
-    """CPUs this process may use."""
-    return len(os.sched_getaffinity(0))
+    """The host's CPUs: what /proc/stat's first line adds up (not this process's affinity)."""
+    return os.cpu_count() or 1
 
 
 # -- the host and the stack ------------------------------------------------------------------
