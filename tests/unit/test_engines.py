@@ -197,6 +197,7 @@ def test_another_pool_at_the_same_path_is_never_judged_by_our_lock(tmp_path: Pat
     ours = pool_id(tmp_path, create=True)
     assert ours is not None
     assert pool_id(tmp_path) == ours  # stable: read back, not made anew
+    assert oct((tmp_path / ".pool-id").stat().st_mode & 0o777) == "0o600"
     mine = labels_for(0, "p-1", lock, "lease-1", 0.0, pool=ours)
     theirs = {**labels_for(0, "p-1", lock, "lease-2", 0.0, pool="f" * 32), "dockyard.host": socket.gethostname()}
     assert Resource("network", "n1", "n1", mine).orphaned()
