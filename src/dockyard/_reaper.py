@@ -44,9 +44,13 @@ def labels_for(
 
 
 def _of_another_pool(labels: dict[str, str], lock: Path) -> bool:
-    """Whether ``labels`` name another pool than the one whose lock directory holds ``lock`` here."""
+    """Whether ``labels`` name another pool than the one whose lock directory holds ``lock`` here.
+
+    Only where that lock exists here: with no pool at that path (a reboot emptied /tmp, say)
+    nothing can be confused, and the resource is judged by its host label as before.
+    """
     theirs = labels.get("dockyard.pool")
-    return bool(theirs) and theirs != pool_id(lock.parent)
+    return bool(theirs) and lock.exists() and theirs != pool_id(lock.parent)
 
 
 @dataclass(frozen=True)
