@@ -176,6 +176,9 @@ def share_images(target: Engine, images: Sequence[str], engines: Sequence[Engine
     """
     import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
 
+    sources = [engine for engine in engines if engine != target]
+    if not sources:
+        return []  # one engine (the usual case): nothing to copy from, so no engine call on every `up`
     client = sdk(target)
     copied = []
     for image in dict.fromkeys(images):
@@ -184,8 +187,8 @@ def share_images(target: Engine, images: Sequence[str], engines: Sequence[Engine
             continue
         except docker.errors.ImageNotFound:
             pass
-        for source in engines:
-            if source == target or probe(source) is not None:
+        for source in sources:
+            if probe(source) is not None:
                 continue
             try:
                 stream = sdk(source).images.get(image).save(named=True)

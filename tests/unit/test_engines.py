@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from dockyard import _fleet
 from dockyard._berth import pool_id
 from dockyard._compose import ComposeModel
 from dockyard._engine import LOCAL, Engine, current_engine, engines_of
 from dockyard._errors import ConfigError, DockerUnavailable, NoFreeBerth
-from dockyard._fleet import acquire_from, pools
+from dockyard._fleet import acquire_from, pools, share_images
 from dockyard._keeper_client import lock_path_of
 from dockyard._lease import LeaseRecord, read_record, remove_record, write_record
 from dockyard._reaper import Resource, labels_for
@@ -214,3 +215,14 @@ def test_a_kept_berth_is_found_in_the_pool_of_its_engine(make_settings: MakeSett
     local = LeaseRecord.for_current_process(0, "p-1", range(30840, 30850), A)
     assert lock_path_of(settings, remote) == settings.lock_dir / "engine-buildbox.example" / "berth-0.lock"
     assert lock_path_of(settings, local) == settings.lock_dir / "berth-0.lock"
+
+
+def test_with_no_other_engine_images_are_not_looked_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`share_images` runs on every `up`; with one engine there is nothing to copy from."""
+
+    def no_engine_calls(engine: Engine | None = None) -> None:
+        raise AssertionError(f"asked {engine} for images")
+
+    monkeypatch.setattr(_fleet, "sdk", no_engine_calls)
+    only = Engine(A)
+    assert share_images(only, ["demo/app:dev", "debian:bookworm-slim"], [only]) == []
