@@ -102,25 +102,19 @@ class ComposeModel:
     """
 
     def __init__(
-        self,
-        settings: Settings,
-        config: dict[str, Any],
-        *,
-        complete: bool = True,
-        reload: Callable[[], dict[str, Any]] | None = None,
+        self, settings: Settings, config: dict[str, Any], *, reload: Callable[[], dict[str, Any]] | None = None
     ) -> None:
-        if not complete and reload is None:
-            raise ValueError("a projection of the configuration needs a way to load the complete one")
+        """``config`` is the complete configuration, or (with ``reload``, which loads that) its projection."""
         self.settings = settings
-        self.shape = config  # the complete configuration, or its projection
-        self._complete = config if complete else None
+        self.shape = config
+        self._complete = config if reload is None else None
         self._reload = reload
 
     @property
     def config(self) -> dict[str, Any]:
         """The complete effective configuration (asked of Compose once, if the memo had only its shape)."""
         if self._complete is None:
-            assert self._reload is not None  # noqa: S101 - __init__ refuses a projection without it
+            assert self._reload is not None  # noqa: S101 - set whenever the complete config is not
             self._complete = self._reload()
         return self._complete
 
@@ -146,7 +140,7 @@ class ComposeModel:
             return shape_of(config, cls(settings, config).secrets())
 
         config, complete = effective_config(settings, ask, shape)
-        return cls(settings, config, complete=complete, reload=lambda: ask()[1])
+        return cls(settings, config, reload=None if complete else lambda: ask()[1])
 
     @property
     def services(self) -> dict[str, dict[str, Any]]:

@@ -313,7 +313,7 @@ def test_a_stack_whose_secrets_cannot_be_read_withholds_text(settings: Settings)
     def broken() -> dict[str, Any]:
         raise ComposeError("docker compose config", ["docker", "compose", "config"], 1, "yaml: line 3: bad")
 
-    model = ComposeModel(settings, config(), complete=False, reload=broken)
+    model = ComposeModel(settings, config(), reload=broken)
     berth = BerthPool(settings).acquire(timeout=1, reaper=None)
     try:
         stack = Stack(settings, berth, model=model)

@@ -231,7 +231,7 @@ def _model(settings: Settings, compose: Compose) -> ComposeModel:
         return shape_of(config, ComposeModel(settings, config).secrets())
 
     config, complete = _effective_config(settings, compose, shape)
-    return ComposeModel(settings, config, complete=complete, reload=lambda: compose()[1])
+    return ComposeModel(settings, config, reload=None if complete else lambda: compose()[1])
 
 
 @pytest.mark.usefixtures("plugin")
@@ -272,8 +272,3 @@ def test_a_secret_in_what_the_start_path_reads_keeps_the_config_off_disk(project
     _model(project, compose)
     assert compose.calls == 2
     assert not list((project.lock_dir / "config-cache").glob("*.json"))
-
-
-def test_a_projection_without_a_way_to_the_complete_config_is_refused(project: Settings) -> None:
-    with pytest.raises(ValueError, match="complete one"):
-        ComposeModel(project, {"services": {}}, complete=False)
