@@ -519,12 +519,14 @@ class Stack:
 
         with _signals_deferred():
             try:
-                # A runner container attached to the networks would make their removal fail.
-                client = preflight(self.berth.engine)
-                for network in self._networks():
-                    detach_foreign(client, network, self.berth.record.lease_id)
-            except APIError as exc:
-                self.progress(f"could not detach foreign containers from {self.project}'s networks: {exc}")
+                # The runner container this process attached would make `compose down` fail on
+                # the networks. Any other stranger there is detached by the label sweep below.
+                if runner(self.settings.runner, self.berth.engine).attached:
+                    client = preflight(self.berth.engine)
+                    for network in self._networks():
+                        detach_foreign(client, network, self.berth.record.lease_id)
+            except (APIError, DockyardError) as exc:
+                self.progress(f"could not detach the runner's container from {self.project}'s networks: {exc}")
             try:
                 self.compose.compose.down(
                     remove_orphans=True, volumes=True, timeout=self.settings.stop_timeout, quiet=True
