@@ -338,7 +338,7 @@ def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool =
         except DockerUnavailable as exc:
             if len(engines) == 1:
                 raise
-            unreachable[engine.endpoint] = f"engine {engine} skipped: {str(exc).splitlines()[0]}"
+            unreachable[engine.endpoint] = str(exc).splitlines()[0]
             continue  # the other engines' orphans still go
         found = find(client)
         # --all / --older-than take held resources too: only this pool's, never the live stacks of
@@ -353,14 +353,19 @@ def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool =
         doomed_by_engine.append((client, doomed))
     if not dry_run:
         problems = [problem for client, doomed in doomed_by_engine for problem in remove(client, doomed)]
-        problems += unreachable.values()
         for pool, s in stale:
             # A record whose engine did not answer stays: it is how a later cleanup finds that stack.
             if not (s.record and s.record.engine in unreachable):
                 remove_record(pool.lock_path(s.index).with_suffix(".json"))
         for problem in problems:
             print(f"could not remove {problem}", file=sys.stderr)
-        if problems:
+        for endpoint, why in unreachable.items():
+            print(
+                f"skipped engine {endpoint}: {why}; its stale lease records are kept, so run "
+                "`dockyard cleanup` again once it answers",
+                file=sys.stderr,
+            )
+        if problems or unreachable:
             raise Exit(code=1)
     count = sum(len(doomed) for _, doomed in doomed_by_engine)
     say(
