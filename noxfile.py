@@ -33,11 +33,12 @@ def _docker_ready(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff (lint + format check) and mypy --strict over src and tests."""
+    """Ruff (lint + format check), mypy --strict over src and tests, and the package's layers."""
     _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+    session.run("lint-imports")
 
 
 @nox.session

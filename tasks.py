@@ -1,5 +1,5 @@
 """`invoke up`, `invoke cleanup`, ...: dockyard's task collection, for this repository's demo stack."""
 
-from dockyard.tasks import namespace as ns
+from dockyard.cli.tasks import namespace as ns
 
 __all__ = ["ns"]

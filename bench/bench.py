@@ -658,7 +658,7 @@ def _fresh_state_class() -> Any:
     exported = getattr(dockyard, "FreshState", None)
     if exported is not None:
         return exported
-    from dockyard._fresh import FreshState  # noqa: PLC0415
+    from dockyard.stack.fresh import FreshState  # noqa: PLC0415
 
     return FreshState
 

@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from ._api import acquire_berth, running_stack
-    from ._berth import Berth, BerthPool, BerthStatus, State
-    from ._errors import (
+    from dockyard.errors import (
         ComposeError,
         ConfigError,
         DockerUnavailable,
@@ -28,34 +26,36 @@ if TYPE_CHECKING:
         NoFreeBerth,
         StackUnhealthy,
     )
-    from ._fresh import FreshState
-    from ._lease import LeaseRecord
-    from ._progress import Reporter
-    from ._settings import Settings, load_settings
-    from ._stack import ServiceState, Stack
+    from dockyard.pool.berth import Berth, BerthPool, BerthStatus, State
+    from dockyard.pool.lease import LeaseRecord
+    from dockyard.sessions.api import acquire_berth, running_stack
+    from dockyard.settings import Settings, load_settings
+    from dockyard.stack.fresh import FreshState
+    from dockyard.stack.stack import ServiceState, Stack
+    from dockyard.ui.progress import Reporter
 
 _WHERE = {
-    "acquire_berth": "_api",
-    "running_stack": "_api",
-    "Berth": "_berth",
-    "BerthPool": "_berth",
-    "BerthStatus": "_berth",
-    "State": "_berth",
-    "ComposeError": "_errors",
-    "ConfigError": "_errors",
-    "DockerUnavailable": "_errors",
-    "DockyardError": "_errors",
-    "ExitCode": "_errors",
-    "LockDirError": "_errors",
-    "NoFreeBerth": "_errors",
-    "StackUnhealthy": "_errors",
-    "FreshState": "_fresh",
-    "LeaseRecord": "_lease",
-    "Reporter": "_progress",
-    "Settings": "_settings",
-    "load_settings": "_settings",
-    "ServiceState": "_stack",
-    "Stack": "_stack",
+    "acquire_berth": "sessions.api",
+    "running_stack": "sessions.api",
+    "Berth": "pool.berth",
+    "BerthPool": "pool.berth",
+    "BerthStatus": "pool.berth",
+    "State": "pool.berth",
+    "ComposeError": "errors",
+    "ConfigError": "errors",
+    "DockerUnavailable": "errors",
+    "DockyardError": "errors",
+    "ExitCode": "errors",
+    "LockDirError": "errors",
+    "NoFreeBerth": "errors",
+    "StackUnhealthy": "errors",
+    "FreshState": "stack.fresh",
+    "LeaseRecord": "pool.lease",
+    "Reporter": "ui.progress",
+    "Settings": "settings",
+    "load_settings": "settings",
+    "ServiceState": "stack.stack",
+    "Stack": "stack.stack",
 }
 __all__ = [
     "Berth",

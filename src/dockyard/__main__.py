@@ -6,7 +6,7 @@ whatever ``PATH`` holds.
 
 from __future__ import annotations
 
-from ._cli import main
+from dockyard.cli.program import main
 
 if __name__ == "__main__":
     main()

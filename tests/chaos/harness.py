@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import dockyard
-from dockyard._engine import sdk
+from dockyard.engine.endpoints import sdk
 from integration.helpers import DOCKYARD, TOKEN, Project, clean_env
 
 TRIALS_DEFAULT = 8  # signal trials of the short (CI) version

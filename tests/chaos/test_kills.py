@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import dockyard
-from dockyard._lease import read_record
+from dockyard.pool.lease import read_record
 from integration.helpers import IMAGE, TOKEN, Project, Projects, compose, docker, service
 
 from .harness import (
@@ -219,7 +219,7 @@ def test_a_session_killed_with_its_watchdog_is_reaped_by_the_next_one(
         assert session.reach(PHASE_STARTS["test"]), session.output()
         record = read_record(settings.lock_dir / "berth-0.json")
         assert record is not None
-        watchdogs = [p for p in processes_naming(record.lease_id) if "dockyard._watchdog" in p]
+        watchdogs = [p for p in processes_naming(record.lease_id) if "dockyard.sessions.watchdog" in p]
         assert len(watchdogs) == 1, watchdogs
         os.kill(int(watchdogs[0].split(":", 1)[0]), signal.SIGKILL)
         session.send("killpg")

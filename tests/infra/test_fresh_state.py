@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import redis
 
-from dockyard._fresh import FreshState
+from dockyard.stack.fresh import FreshState
 
 pytestmark = pytest.mark.docker
 

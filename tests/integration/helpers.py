@@ -23,8 +23,8 @@ IMAGE = "dockyard/debian:bookworm-minbase"
 
 def ensure_base_image() -> str:
     """Make sure ``IMAGE`` exists (bootstrapping it, once per engine, if not)."""
-    from dockyard._engine import sdk  # noqa: PLC0415 - only Docker tests need the engine
-    from dockyard._images import bootstrap_base  # noqa: PLC0415
+    from dockyard.engine.endpoints import sdk  # noqa: PLC0415 - only Docker tests need the engine
+    from dockyard.engine.images import bootstrap_base  # noqa: PLC0415
 
     lock_dir = Path(tempfile.gettempdir()) / f"dockyard-tests-{os.getuid()}"
     lock_dir.mkdir(mode=0o700, exist_ok=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import docker.errors
 from filelock import FileLock
 
-from dockyard._engine import sdk
+from dockyard.engine.endpoints import sdk
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = Path(__file__).with_name("runner") / "Dockerfile"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import dockyard
-from dockyard._berth import lock_is_held
+from dockyard.pool.berth import lock_is_held
 
 from .helpers import NOTHING, Project, Projects, clean_env, compose, project_resources, service, wait_for
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 import dockyard
-from dockyard._berth import ensure_lock_dir
-from dockyard._engine import engine_name, sdk
-from dockyard._reaper import reap_berth
+from dockyard.dirs import ensure_lock_dir
+from dockyard.engine.endpoints import engine_name, sdk
+from dockyard.pool.reaping import reap_berth
 
 from .helpers import (
     DOCKYARD,

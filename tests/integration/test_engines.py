@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 import dockyard
-from dockyard._engine import current_engine
-from dockyard._ports import ports_in_use
+from dockyard.engine.endpoints import current_engine
+from dockyard.pool.ports import ports_in_use
 
 from .helpers import IMAGE, TOKEN, Project, Projects, clean_env, compose, docker, service, wait_for
 from .second_engine import SecondEngine, second_engine, unavailable_reason

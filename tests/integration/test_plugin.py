@@ -3,7 +3,7 @@
 Each test writes a tiny project (pyproject.toml with ``[tool.dockyard]`` and
 ``[tool.pytest.ini_options]``, a compose file of one ticking service) and an inner test file,
 runs pytest on it in a subprocess, and judges the outcome, the report and what is left on disk
-and in Docker. Subprocesses, because ``dockyard._engine.sdk`` is cached per process.
+and in Docker. Subprocesses, because ``dockyard.engine.endpoints.sdk`` is cached per process.
 """
 
 from __future__ import annotations

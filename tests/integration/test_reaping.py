@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import dockyard
-from dockyard._reaper import labels_for
+from dockyard.engine.labels import labels_for
 
 from .helpers import (
     IMAGE,
@@ -42,7 +42,7 @@ SLOW = compose(
 SESSION = """
 import sys
 import dockyard
-from dockyard._reaper import labels_for
+from dockyard.engine.labels import labels_for
 with dockyard.running_stack(dockyard.load_settings(sys.argv[1], env={})):
     raise SystemExit("the stack came up, but it never should")
 """

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from dockyard._output import table_rows
+from dockyard.ui.console import table_rows
 
 from .helpers import Project, Projects, clean_env, compose, leftovers, service, wait_for
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard._settings import Settings, load_settings
+from dockyard.settings import Settings, load_settings
 
 COMPOSE_YAML = """\
 services:

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from dockyard._berth import BerthPool, State, ensure_lock_dir, lock_is_held
-from dockyard._errors import ExitCode, LockDirError, NoFreeBerth
-from dockyard._lease import CorruptRecord, LeaseRecord, read_record
-from dockyard._settings import Settings, load_settings
+from dockyard.dirs import ensure_lock_dir
+from dockyard.errors import CorruptRecord, ExitCode, LockDirError, NoFreeBerth
+from dockyard.pool.berth import BerthPool, State, lock_is_held
+from dockyard.pool.lease import LeaseRecord, read_record
+from dockyard.pool.leasing import acquire_from
+from dockyard.settings import Settings, load_settings
 
 MakeSettings = Callable[..., Settings]
 
@@ -59,7 +61,7 @@ def test_acquire_writes_lease_and_release_removes_it(make_settings: MakeSettings
     pool = BerthPool(settings)
     before = time.time()
 
-    berth = pool.acquire(timeout=1, reaper=None)
+    berth = acquire_from([pool], timeout=1, reaper=None)
 
     assert (berth.index, berth.project, berth.port_block) == (0, "unit-30100", range(30100, 30110))
     assert berth.lock_path == settings.lock_dir / "berth-0.lock"
@@ -97,7 +99,7 @@ def test_berths_get_distinct_projects_and_disjoint_blocks(make_settings: MakeSet
     settings = make_settings(port_range="30140-30179", block_size=10)
     pool = BerthPool(settings)
 
-    berths = [pool.acquire(timeout=1) for _ in range(settings.max_berths)]
+    berths = [acquire_from([pool], timeout=1) for _ in range(settings.max_berths)]
     try:
         assert [b.index for b in berths] == [0, 1, 2, 3]
         assert len({b.project for b in berths}) == 4
@@ -114,18 +116,18 @@ def test_berths_get_distinct_projects_and_disjoint_blocks(make_settings: MakeSet
 def test_context_manager_releases(make_settings: MakeSettings) -> None:
     pool = BerthPool(make_settings(port_range="30180-30199", block_size=10))
 
-    with pool.acquire(timeout=1) as berth:
+    with acquire_from([pool], timeout=1) as berth:
         assert lock_is_held(berth.lock_path)
 
     assert not lock_is_held(berth.lock_path)
     assert not berth.record_path.exists()
-    assert pool.acquire(timeout=0).index == 0  # the same berth is free again
+    assert acquire_from([pool], timeout=0).index == 0  # the same berth is free again
 
 
 def test_no_reaper_call_for_a_clean_berth(make_settings: MakeSettings, reaped: list[tuple[int, str, Path]]) -> None:
     pool = BerthPool(make_settings(port_range="30200-30219", block_size=10))
 
-    with pool.acquire(timeout=1, reaper=_recorder(reaped)):
+    with acquire_from([pool], timeout=1, reaper=_recorder(reaped)):
         pass
 
     assert reaped == []
@@ -139,7 +141,7 @@ def _race_worker(root: str, work: str, rounds: int, name: int, go: Event) -> Non
         raise RuntimeError("the start signal never came")
     for _ in range(rounds):
         try:
-            berth = pool.acquire(timeout=10, reaper=None)
+            berth = acquire_from([pool], timeout=10, reaper=None)
         except NoFreeBerth as exc:
             result["timeouts"].append(str(exc))
             continue
@@ -203,7 +205,7 @@ def test_race_sixteen_processes_four_berths(make_settings: MakeSettings, tmp_pat
 
 def _hold_forever(root: str, acquired: Event) -> None:
     """Acquire a berth, say so, then block until killed."""
-    berth = BerthPool(load_settings(root, env={})).acquire(timeout=5)
+    berth = acquire_from([BerthPool(load_settings(root, env={}))], timeout=5)
     acquired.set()
     time.sleep(120)  # the parent SIGKILLs us long before this ends
     berth.release()  # keeps ``berth`` alive until then: a collected FileLock releases itself
@@ -234,7 +236,7 @@ def test_sigkill_leaves_a_stale_berth_for_the_next_holder(
     assert status.record.pid == child.pid
     assert status.reason == ""
 
-    berth = pool.acquire(timeout=1, reaper=_recorder(reaped))
+    berth = acquire_from([pool], timeout=1, reaper=_recorder(reaped))
     try:
         assert berth.index == 0
         assert berth.stale == status.record
@@ -258,7 +260,7 @@ def test_foreign_listener_blocks_a_berth(make_settings: MakeSettings) -> None:
         assert first.state is State.BLOCKED
         assert "30503" in first.reason
 
-        with pool.acquire(timeout=1, reaper=None) as berth:
+        with acquire_from([pool], timeout=1, reaper=None) as berth:
             assert berth.index == 1
             assert berth.port_block == range(30510, 30520)
             assert [s.state for s in pool.statuses()] == [State.BLOCKED, State.LIVE, State.FREE, State.FREE]
@@ -269,11 +271,11 @@ def test_foreign_listener_blocks_a_berth(make_settings: MakeSettings) -> None:
 def test_timeout_names_every_holder(make_settings: MakeSettings) -> None:
     settings = make_settings(port_range="30600-30619", block_size=10)
     pool = BerthPool(settings)
-    held = [pool.acquire(timeout=1), pool.acquire(timeout=1)]
+    held = [acquire_from([pool], timeout=1), acquire_from([pool], timeout=1)]
     try:
         start = time.monotonic()
         with pytest.raises(NoFreeBerth) as info:
-            pool.acquire(timeout=0.3)
+            acquire_from([pool], timeout=0.3)
         elapsed = time.monotonic() - start
     finally:
         for b in held:
@@ -305,7 +307,7 @@ def test_acquire_creates_the_lock_dir(make_settings: MakeSettings) -> None:
     settings = make_settings(port_range="30700-30719", block_size=10)
     assert not settings.lock_dir.exists()
 
-    with BerthPool(settings).acquire(timeout=1):
+    with acquire_from([BerthPool(settings)], timeout=1):
         assert stat.S_IMODE(settings.lock_dir.stat().st_mode) == 0o700
 
 
@@ -315,7 +317,7 @@ def test_lock_dir_open_to_others_is_refused(make_settings: MakeSettings) -> None
     settings.lock_dir.chmod(0o755)
 
     with pytest.raises(LockDirError, match="mode 0755") as info:
-        BerthPool(settings).acquire(timeout=1)
+        acquire_from([BerthPool(settings)], timeout=1)
 
     assert str(settings.lock_dir) in info.value.message
     assert info.value.remedy is not None
@@ -344,7 +346,7 @@ def test_lock_dir_that_cannot_be_created(tmp_path: Path) -> None:
 
 
 def _half_of_a_real_record(pool: BerthPool) -> bytes:
-    with pool.acquire(timeout=1) as berth:
+    with acquire_from([pool], timeout=1) as berth:
         whole = berth.record_path.read_bytes()
     return whole[: len(whole) // 2]
 
@@ -379,7 +381,7 @@ def test_corrupt_record(make_settings: MakeSettings, reaped: list[tuple[int, str
     assert status.record is None
     assert "corrupt" in status.reason
 
-    with pool.acquire(timeout=1, reaper=_recorder(reaped)) as berth:
+    with acquire_from([pool], timeout=1, reaper=_recorder(reaped)) as berth:
         assert berth.index == 0
         assert berth.stale is None  # a corrupt record is never trusted
         assert reaped == [(0, settings.project_name(0), pool.lock_path(0))]  # but still reaped by label

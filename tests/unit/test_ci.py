@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dockyard.tasks import namespace
+from dockyard.cli.tasks import namespace
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
-from dockyard._berth import BerthPool
-from dockyard._compose import BuildSpec, ComposeModel, compose_command
-from dockyard._errors import ComposeError
-from dockyard._forensics import MASK, Redactor
-from dockyard._settings import Settings, load_settings
-from dockyard._stack import Stack
+from dockyard.engine.images import BuildSpec
+from dockyard.errors import ComposeError
+from dockyard.pool.berth import BerthPool
+from dockyard.pool.leasing import acquire_from
+from dockyard.settings import Settings, load_settings
+from dockyard.stack.compose import ComposeModel, compose_command
+from dockyard.stack.evidence import MASK, Redactor
+from dockyard.stack.stack import Stack
 
 MakeSettings = Callable[..., Settings]
 WriteProject = Callable[..., Path]
@@ -314,7 +316,7 @@ def test_a_stack_whose_secrets_cannot_be_read_withholds_text(settings: Settings)
         raise ComposeError("docker compose config", ["docker", "compose", "config"], 1, "yaml: line 3: bad")
 
     model = ComposeModel(settings, config(), reload=broken)
-    berth = BerthPool(settings).acquire(timeout=1, reaper=None)
+    berth = acquire_from([BerthPool(settings)], timeout=1, reaper=None)
     try:
         stack = Stack(settings, berth, model=model)
         shown = stack.redact("POSTGRES_PASSWORD=s3cret")

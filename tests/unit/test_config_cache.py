@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from dockyard import _config_cache
-from dockyard._compose import ComposeModel, shape_of
-from dockyard._config_cache import Loader
-from dockyard._config_cache import effective_config as _effective_config
-from dockyard._settings import Settings
+from dockyard.settings import Settings
+from dockyard.stack import memo
+from dockyard.stack.compose import ComposeModel, shape_of
+from dockyard.stack.memo import Loader
+from dockyard.stack.memo import effective_config as _effective_config
 
 COMPOSE = """\
 include:
@@ -53,7 +53,7 @@ class CountingLoader:
 def plugin(monkeypatch: pytest.MonkeyPatch) -> list[object]:
     """A Compose plugin identity that tests can change (as an upgrade would)."""
     identity: list[object] = ["/plugins/docker-compose", 1, 1]
-    monkeypatch.setattr(_config_cache, "compose_plugin", lambda: identity or None)
+    monkeypatch.setattr(memo, "compose_plugin", lambda: identity or None)
     return identity
 
 
@@ -182,7 +182,7 @@ def test_the_plugin_identity_names_the_resolved_file(tmp_path: Path, monkeypatch
     plugins.mkdir(parents=True)
     (plugins / "docker-compose").symlink_to(real)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
-    assert _config_cache.compose_plugin() == [str(real), 6, os.stat(real).st_mtime_ns]
+    assert memo.compose_plugin() == [str(real), 6, os.stat(real).st_mtime_ns]
 
 
 @pytest.mark.usefixtures("plugin")

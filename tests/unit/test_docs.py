@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dockyard._settings import reference_markdown
+from dockyard.settings import reference_markdown
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -15,5 +15,5 @@ def test_readme_config_reference_matches_the_settings() -> None:
     end = text.index("<!-- config-reference:end -->")
     assert text[start:end].strip() == reference_markdown().strip(), (
         "README's config reference is stale: regenerate it with "
-        "`python -c 'from dockyard._settings import reference_markdown as r; print(r())'`"
+        "`python -c 'from dockyard.settings import reference_markdown as r; print(r())'`"
     )

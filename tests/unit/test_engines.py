@@ -11,17 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from dockyard import _fleet
-from dockyard._berth import pool_id
-from dockyard._compose import ComposeModel
-from dockyard._engine import LOCAL, Engine, current_engine, engines_of
-from dockyard._errors import ConfigError, DockerUnavailable, NoFreeBerth
-from dockyard._fleet import acquire_from, pools, share_images
-from dockyard._keeper_client import lock_path_of
-from dockyard._lease import LeaseRecord, read_record, remove_record, write_record
-from dockyard._reaper import Resource, labels_for
-from dockyard._settings import Settings
-from dockyard._stack import Stack
+from dockyard.engine.endpoints import LOCAL, Engine, current_engine, engines_of
+from dockyard.engine.labels import Resource, labels_for
+from dockyard.errors import ConfigError, DockerUnavailable, NoFreeBerth
+from dockyard.pool import leasing
+from dockyard.pool.berth import pool_id
+from dockyard.pool.lease import LeaseRecord, read_record, remove_record, write_record
+from dockyard.pool.leasing import acquire_from, pools, share_images
+from dockyard.pool.reaping import orphaned
+from dockyard.sessions.keeper_client import lock_path_of
+from dockyard.settings import Settings
+from dockyard.stack.compose import ComposeModel
+from dockyard.stack.stack import Stack
 
 MakeSettings = Callable[..., Settings]
 A, B = "unix:///run/a.sock", "unix:///run/b.sock"
@@ -184,11 +185,11 @@ def test_another_machines_resources_are_not_judged_orphans_here(tmp_path: Path) 
     lock = tmp_path / "berth-0.lock"
     labels = labels_for(0, "p-1", lock, "lease", 0.0)
     assert labels["dockyard.host"] == socket.gethostname()
-    assert Resource("network", "n1", "n1", labels).orphaned()  # our machine, lock gone: an orphan
+    assert orphaned(Resource("network", "n1", "n1", labels))  # our machine, lock gone: an orphan
     elsewhere = {**labels, "dockyard.host": "another-runner"}
-    assert not Resource("network", "n1", "n1", elsewhere).orphaned()  # its lock is on that machine
+    assert not orphaned(Resource("network", "n1", "n1", elsewhere))  # its lock is on that machine
     lock.touch()  # a lock we can see (a container sharing this host's lock dir): judged as ever
-    assert Resource("network", "n1", "n1", elsewhere).orphaned()
+    assert orphaned(Resource("network", "n1", "n1", elsewhere))
 
 
 def test_another_pool_at_the_same_path_is_never_judged_by_our_lock(tmp_path: Path) -> None:
@@ -201,12 +202,12 @@ def test_another_pool_at_the_same_path_is_never_judged_by_our_lock(tmp_path: Pat
     assert oct((tmp_path / ".pool-id").stat().st_mode & 0o777) == "0o600"
     mine = labels_for(0, "p-1", lock, "lease-1", 0.0, pool=ours)
     theirs = {**labels_for(0, "p-1", lock, "lease-2", 0.0, pool="f" * 32), "dockyard.host": socket.gethostname()}
-    assert Resource("network", "n1", "n1", mine).orphaned()
-    assert not Resource("network", "n2", "n2", theirs).orphaned()
+    assert orphaned(Resource("network", "n1", "n1", mine))
+    assert not orphaned(Resource("network", "n2", "n2", theirs))
     # Our pool gone (a reboot emptied /tmp): a leftover of this host with an unknown pool id is an orphan.
     for leftover in tmp_path.iterdir():
         leftover.unlink()
-    assert Resource("network", "n2", "n2", theirs).orphaned()
+    assert orphaned(Resource("network", "n2", "n2", theirs))
 
 
 def test_a_kept_berth_is_found_in_the_pool_of_its_engine(make_settings: MakeSettings) -> None:
@@ -223,6 +224,6 @@ def test_with_no_other_engine_images_are_not_looked_up(monkeypatch: pytest.Monke
     def no_engine_calls(engine: Engine | None = None) -> None:
         raise AssertionError(f"asked {engine} for images")
 
-    monkeypatch.setattr(_fleet, "sdk", no_engine_calls)
+    monkeypatch.setattr(leasing, "sdk", no_engine_calls)
     only = Engine(A)
     assert share_images(only, ["demo/app:dev", "debian:bookworm-slim"], [only]) == []

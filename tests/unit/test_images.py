@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard._compose import BuildSpec
-from dockyard._images import declared_default
+from dockyard.engine.images import BuildSpec, declared_default
 
 
 def spec(tmp_path: Path, dockerfile: str, name: str = "Dockerfile") -> BuildSpec:

@@ -1,6 +1,6 @@
 """The progress seam and its two faces: plain lines for CI and pipes, a rich live display for terminals.
 
-No Docker: the events are fed by hand, as :mod:`dockyard._images` and :mod:`dockyard._stack`
+No Docker: the events are fed by hand, as :mod:`dockyard.engine.images` and :mod:`dockyard.stack.stack`
 would send them.
 """
 
@@ -16,12 +16,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from dockyard import _output
-from dockyard._berth import Berth
-from dockyard._lease import LeaseRecord
-from dockyard._live import LiveReporter
-from dockyard._output import human_age, is_plain, reporter, say, summary
-from dockyard._progress import (
+from dockyard.pool.berth import Berth
+from dockyard.pool.lease import LeaseRecord
+from dockyard.sessions.run import summarise
+from dockyard.settings import Settings
+from dockyard.shards.view import LiveShards, PlainShards, last_note, shard_view
+from dockyard.stack.stack import ServiceState, Stack
+from dockyard.ui import console as output
+from dockyard.ui.console import human_age, is_plain, reporter, say, summary
+from dockyard.ui.live import LiveReporter
+from dockyard.ui.progress import (
     BUILT,
     CACHED,
     FAILED,
@@ -38,10 +42,6 @@ from dockyard._progress import (
     plain_lines,
     replay,
 )
-from dockyard._runner import summarise
-from dockyard._settings import Settings
-from dockyard._shardview import LiveShards, PlainShards, last_note, shard_view
-from dockyard._stack import ServiceState, Stack
 
 ANSI = re.compile(r"\x1b\[")
 
@@ -59,9 +59,9 @@ class Clock:
 @pytest.fixture(autouse=True)
 def _fresh_console() -> Iterator[None]:
     # The stderr console is cached per process; each test decides anew (CI, TTY).
-    _output.console.cache_clear()
+    output.console.cache_clear()
     yield
-    _output.console.cache_clear()
+    output.console.cache_clear()
 
 
 def a_start(report: Reporter, clock: Clock) -> None:
@@ -212,7 +212,7 @@ def test_not_a_terminal_is_plain_even_without_ci(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("TERM", raising=False)
     assert is_plain(io.StringIO())  # captured stderr, a pipe, a file
-    assert not _output.console().is_terminal
+    assert not output.console().is_terminal
 
     class Tty(io.StringIO):
         def isatty(self) -> bool:

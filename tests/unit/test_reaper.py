@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard._reaper import parse_duration
+from dockyard.pool.reaping import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,9 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from dockyard._compose import ComposeModel
-from dockyard._errors import ConfigError, ExitCode
-from dockyard._settings import FIELDS, Settings, load_settings, reference_markdown
+from dockyard.errors import ConfigError, ExitCode
+from dockyard.settings import FIELDS, Settings, load_settings, reference_markdown
+from dockyard.stack.compose import ComposeModel
 
 WriteProject = Callable[..., Path]
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from dockyard import DockyardError, Settings
-from dockyard._output import table_rows
-from dockyard._shards import (
+from dockyard.shards.core import (
     SHARD_FILE_ENV,
     Counts,
     ShardRun,
@@ -38,7 +37,8 @@ from dockyard._shards import (
     weights,
     write_xml,
 )
-from dockyard._shards import _summary as summary
+from dockyard.shards.core import _summary as summary
+from dockyard.ui.console import table_rows
 
 pytest_plugins = ["pytester"]
 
@@ -361,7 +361,7 @@ def test_a_shard_runs_pytest_under_dockyard_run_with_this_python(tmp_path: Path)
     assert cmd[:5] == [sys.executable, "-m", "dockyard", "run", "--"]
     assert cmd[5:10] == [sys.executable, "-m", "pytest", "tests/e2e", "-k"]
     assert f"--junitxml={tmp_path / 'shard-2.xml'}" in cmd
-    assert cmd[cmd.index("dockyard._shards") - 1] == "-p"
+    assert cmd[cmd.index("dockyard.shards.core") - 1] == "-p"
 
 
 def test_an_empty_shard_is_fine_and_a_failed_one_is_not(tmp_path: Path) -> None:
@@ -410,7 +410,7 @@ def test_a_shard_runs_only_its_tests(pytester: pytest.Pytester, monkeypatch: pyt
     keep = pytester.path / "shard.ids"
     keep.write_text("test_inner.py::test_two\ntest_inner.py::test_three[2]\n")
     monkeypatch.setenv(SHARD_FILE_ENV, str(keep))
-    result = pytester.runpytest("-p", "dockyard._shards", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "dockyard.shards.core", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, deselected=2)
 
 
@@ -421,7 +421,7 @@ def test_a_shard_fails_when_its_tests_are_not_collected(
     keep = pytester.path / "shard.ids"
     keep.write_text("test_inner.py::test_two\ntest_inner.py::test_gone\n")
     monkeypatch.setenv(SHARD_FILE_ENV, str(keep))
-    result = pytester.runpytest("-p", "dockyard._shards", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "dockyard.shards.core", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*1 test(s) of this shard were not collected*test_gone*"])
 
@@ -431,5 +431,5 @@ def test_without_a_shard_file_the_plugin_keeps_everything(
 ) -> None:
     pytester.makepyfile(test_inner=INNER)
     monkeypatch.delenv(SHARD_FILE_ENV, raising=False)
-    result = pytester.runpytest("-p", "dockyard._shards", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "dockyard.shards.core", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)

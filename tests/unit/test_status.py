@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from invoke.context import Context
 
-from dockyard import _output
-from dockyard._berth import BerthPool
-from dockyard._output import table_rows
-from dockyard._settings import Settings
-from dockyard._shards import Counts, ShardRun, summary_data
-from dockyard.tasks import status
+from dockyard.cli.tasks import status
+from dockyard.pool.berth import BerthPool
+from dockyard.pool.leasing import acquire_from
+from dockyard.settings import Settings
+from dockyard.shards.core import Counts, ShardRun, summary_data
+from dockyard.ui import console as output
+from dockyard.ui.console import table_rows
 
 MakeSettings = Callable[..., Settings]
 
@@ -26,9 +27,9 @@ def project(make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch) -> Ite
     settings = make_settings(port_range="12000-12399", block_size=100)
     monkeypatch.chdir(settings.root)
     monkeypatch.setenv("CI", "1")  # plain tables
-    _output.console.cache_clear()
+    output.console.cache_clear()
     yield settings
-    _output.console.cache_clear()
+    output.console.cache_clear()
 
 
 def test_status_json_keeps_the_contract(project: Settings, capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,7 +51,7 @@ def test_status_table_names_the_holder_and_its_age(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    berth = BerthPool(project).acquire(timeout=1, reaper=None)
+    berth = acquire_from([BerthPool(project)], timeout=1, reaper=None)
     monkeypatch.chdir(project.root)
     try:
         status(Context())

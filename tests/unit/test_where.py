@@ -9,10 +9,10 @@ import docker.errors
 import pytest
 from docker import DockerClient
 
-from dockyard import _where
-from dockyard._engine import Engine
-from dockyard._errors import DockyardError
-from dockyard._where import Hints, hints, locate
+from dockyard.engine import location
+from dockyard.engine.endpoints import Engine
+from dockyard.engine.location import Hints, hints, locate
+from dockyard.errors import DockyardError
 
 CID = "3f" * 32
 OTHER = "ab" * 32
@@ -156,13 +156,13 @@ def test_the_runner_is_looked_up_on_the_stacks_engine(monkeypatch: pytest.Monkey
         asked.append(of)
         return client()  # type: ignore[no-any-return]  # the fake client of engine()
 
-    monkeypatch.setattr(_where, "sdk", sdk)
-    monkeypatch.setattr(_where, "hints", lambda: Hints(in_container=True, ids=(CID,), hostname="box"))
-    _where.runner.cache_clear()
+    monkeypatch.setattr(location, "sdk", sdk)
+    monkeypatch.setattr(location, "hints", lambda: Hints(in_container=True, ids=(CID,), hostname="box"))
+    location.runner.cache_clear()
     try:
-        place = _where.runner("auto", second)
+        place = location.runner("auto", second)
     finally:
-        _where.runner.cache_clear()
+        location.runner.cache_clear()
     assert asked == [second]  # not DOCKER_HOST's engine: the berth's
     assert api.asked == [CID]
     assert f"the engine at {second.endpoint} does not know" in place.note
@@ -177,4 +177,4 @@ def test_another_containers_directory_mounted_on_the_host_is_not_ours(tmp_path: 
 def test_an_id_whose_container_has_another_hostname_is_not_ours() -> None:
     api = FakeApi({CID: container(CID, "/stranger", hostname="stranger")})
     found = Hints(in_container=True, ids=(CID,), hostname="box")
-    assert _where.find_container(api, found) is None
+    assert location.find_container(api, found) is None

@@ -1,0 +1,1 @@
+"""The invoke program and its tasks: doors onto use-case functions."""

@@ -1,0 +1,116 @@
+"""`validate`: a checklist of everything a session needs, each line with a remedy when it fails."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import docker.errors
+
+from dockyard.dirs import ensure_lock_dir
+from dockyard.engine.endpoints import Engine, compose_version, engines_of, sdk
+from dockyard.engine.labels import MANAGED
+from dockyard.errors import DockyardError, ExitCode
+from dockyard.pool.berth import BerthPool, State
+from dockyard.sessions.api import running_stack
+from dockyard.settings import Settings
+from dockyard.stack.compose import ComposeModel
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the checklist."""
+
+    name: str
+    ok: bool
+    detail: str
+    remedy: str = ""
+    exit_code: ExitCode = ExitCode.FAILURE
+
+
+def _run(name: str, check: Callable[[], str]) -> Check:
+    try:
+        return Check(name, True, check())
+    except DockyardError as exc:
+        return Check(name, False, exc.message, exc.remedy or "", exc.exit_code)
+
+
+def checklist(settings: Settings, *, quick: bool) -> Iterator[Check]:
+    """Run the checks in order; later checks are skipped once Docker itself is unusable."""
+    docker_ok = _run("docker", lambda: f"engine {sdk().version().get('Version', '?')} reachable")
+    yield docker_ok
+    for engine in engines_of(settings.engines) if settings.engines else ():
+        yield _run(f"engine {engine}", functools.partial(_engine_check, engine))
+    compose_ok = _run("compose", lambda: "Compose v" + ".".join(map(str, compose_version())))
+    yield compose_ok
+    if not (docker_ok.ok and compose_ok.ok):
+        return
+    models: list[ComposeModel] = []
+
+    def config() -> str:
+        models.append(ComposeModel.load(settings))
+        return f"{len(models[0].services)} services in {', '.join(p.name for p in settings.compose_files)}"
+
+    yield (cfg := _run("compose config", config))
+    if cfg.ok:
+        model = models[0]
+        findings = model.findings()
+        yield Check(
+            "parallel safety",
+            not findings,
+            "no container_name, fixed subnet, external or shared resources"
+            if not findings
+            else "\n".join(map(str, findings)),
+            "change the lines named above; dockyard never edits your compose files",
+            ExitCode.BAD_CONFIGURATION,
+        )
+        yield _run(
+            "port block",
+            lambda: f"{len(model.port_map(settings.port_block(0)))} published ports fit in {settings.block_size}",
+        )
+    yield _run("lock directory", lambda: f"{ensure_lock_dir(settings.lock_dir)} is private")
+
+    def berths() -> str:
+        states = [s.state for s in BerthPool(settings).statuses()]
+        free = sum(s in (State.FREE, State.STALE) for s in states)
+        if not free:
+            raise DockyardError(
+                f"all {len(states)} berths are live or blocked",
+                remedy="see `dockyard status`; `dockyard cleanup` clears stale ones",
+            )
+        return f"{free} of {len(states)} berths free"
+
+    yield _run("free berths", berths)
+    yield _run("network pool", _network_pool)
+    if not quick and cfg.ok:
+
+        def smoke() -> str:
+            with running_stack(settings) as stack:
+                services = len(stack.ps())
+            return f"up and down in a spare berth ({services} services healthy)"
+
+        yield _run("smoke", smoke)
+
+
+def _engine_check(engine: Engine) -> str:
+    """One engine of the ``engines`` setting: reachable, and where its ports are bound."""
+    where = "this host's ports" if engine.local else f"the ports of {engine.scope}"
+    return f"Docker {sdk(engine).version().get('Version', '?')} reachable; publishes on {where}"
+
+
+def _network_pool() -> str:
+    """Create (and remove) a bridge network: proof that an address pool has room."""
+    client = sdk()
+    try:
+        net = client.networks.create(
+            f"dockyard-validate-{uuid.uuid4().hex[:8]}", labels={MANAGED: "true", "dockyard.validate": "true"}
+        )
+    except docker.errors.APIError as exc:
+        raise DockyardError(
+            f"Docker cannot create another network ({exc.explanation or exc})",
+            remedy="remove unused networks (`docker network prune`) or widen default-address-pools in daemon.json",
+        ) from None
+    net.remove()
+    return "a new bridge network can be created"

@@ -1,0 +1,1 @@
+"""The Docker engine: endpoints and clients, images, labels, where this process runs."""

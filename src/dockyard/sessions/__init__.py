@@ -1,0 +1,1 @@
+"""Processes that hold or guard a berth: run, the keeper, the watchdog, the Python API."""

@@ -1,0 +1,100 @@
+"""The public Python API: take a berth, run a stack in it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+from dockyard.engine.endpoints import engine_for, preflight
+from dockyard.errors import CorruptRecord, DockerUnavailable
+from dockyard.pool import leasing
+from dockyard.pool.berth import Berth
+from dockyard.pool.lease import LeaseRecord, read_record
+from dockyard.pool.reaping import reap_berth
+from dockyard.sessions.watchdog import watch
+from dockyard.settings import Settings, load_settings
+from dockyard.stack.compose import ComposeModel
+from dockyard.stack.stack import Progress, Stack, _quiet
+
+BERTH_ENV = "DOCKYARD_BERTH"  # how a process holding a berth hands it to its children
+
+
+def _docker_reaper(_index: int, _project: str, lock_path: Path) -> None:
+    """Reap a dead holder's leftovers on the engine its record names; without Docker there is nothing to reap."""
+    try:
+        record = read_record(lock_path.with_suffix(".json"))
+    except CorruptRecord:
+        record = None  # reap by the lock's label on the current engine, as before engines were recorded
+    try:
+        client = preflight(engine_for(record.engine if record is not None else ""))
+    except DockerUnavailable:
+        return
+    reap_berth(client, lock_path)
+
+
+@contextmanager
+def acquire_berth(
+    settings: Settings | None = None, *, timeout: float | None = None, with_ports: bool = True
+) -> Iterator[Berth]:
+    """Hold a berth of the host-global pool for the duration of the ``with`` block.
+
+    With several ``engines`` configured, the berth is on the least-loaded one that answers
+    (``berth.engine``).
+
+    ``berth.ports`` maps service -> container port -> host port for the stack of
+    ``settings`` (read from ``./pyproject.toml`` when not given). A dead previous holder's
+    leftovers are reaped before the berth is handed out; its record is ``berth.stale``.
+    """
+    settings = settings or load_settings()
+    berth = leasing.acquire(settings, timeout=timeout, reaper=_docker_reaper)
+    try:
+        watch(berth)
+        if with_ports:
+            model = ComposeModel.load(settings)
+            for (service, target, _proto), host in model.port_map(berth.port_block).items():
+                berth.ports.setdefault(service, {})[target] = host
+        yield berth
+    finally:
+        berth.release()
+
+
+@contextmanager
+def running_stack(settings: Settings | None = None, *, progress: Progress = _quiet) -> Iterator[Stack]:
+    """Acquire a berth, start the stack healthy in it, yield it, tear it all down."""
+    settings = settings or load_settings()
+    with acquire_berth(settings, with_ports=False) as berth:
+        stack = Stack(settings, berth, progress=progress)
+        stack.up()
+        try:
+            yield stack
+        finally:
+            stack.down()
+
+
+def hand_down(stack: Stack) -> dict[str, str]:
+    """Environment for a child process that should use this running stack."""
+    data = {**stack.describe(), "lock_path": str(stack.berth.lock_path), "record": asdict(stack.berth.record)}
+    return {BERTH_ENV: json.dumps(data)}
+
+
+def handed_down(settings: Settings) -> Stack | None:
+    """The running stack a parent process handed to us, if any."""
+    raw = os.environ.get(BERTH_ENV)
+    if not raw:
+        return None
+    data = json.loads(raw)
+    record_data = dict(data["record"])
+    record_data["port_block"] = tuple(record_data["port_block"])
+    start, last = data["port_block"]
+    berth = Berth(
+        index=data["index"],
+        project=data["project"],
+        port_block=range(start, last + 1),
+        lock_path=Path(data["lock_path"]),
+        record=LeaseRecord(**record_data),
+    )
+    return Stack(settings, berth)

@@ -1,0 +1,184 @@
+"""Per-test fresh state in milliseconds: PostgreSQL from a template, Redis flushed.
+
+Restarting containers between tests costs seconds; copying a database costs milliseconds.
+After the stack is healthy (its services have run their migrations), the database is
+snapshotted once as ``<db>_dockyard_template``; before each test it is dropped and created
+again from that template (``CREATE DATABASE ... TEMPLATE``), and Redis is flushed.
+
+The services are found in the compose config, with no configuration: PostgreSQL is the
+service publishing 5432 (user, password and database from its ``POSTGRES_*`` environment),
+Redis the one publishing 6379. With ``worker`` set (xdist workers sharing one stack), each
+worker gets its own database cloned from the template and its own Redis database number.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dockyard.errors import DockyardError
+
+if TYPE_CHECKING:
+    from dockyard.stack.stack import Stack
+
+_TEMPLATE_LOCK = 0x646F636B  # pg advisory lock id ("dock"): one worker creates the template
+
+
+@dataclass(frozen=True)
+class Postgres:
+    """Where the stack's PostgreSQL is, as this process reaches it (``Stack.address``)."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    def dsn(self, database: str | None = None) -> str:
+        """A libpq connection string for ``database`` (default: the service's own)."""
+        return (
+            f"host={self.host} port={self.port} user={self.user} password={self.password} "
+            f"dbname={database or self.database} connect_timeout=5"
+        )
+
+
+def _find(stack: Stack) -> tuple[Postgres | None, tuple[str, int] | None]:
+    postgres = redis = None
+    for name, svc in stack.model.services.items():
+        targets = {int(p["target"]) for p in svc.get("ports", [])}
+        if 5432 in targets and postgres is None:
+            env = stack.model.environment(name)
+            user = str(env.get("POSTGRES_USER") or "postgres")
+            host, port = stack.address(name, 5432)
+            postgres = Postgres(
+                host=host,
+                port=port,
+                user=user,
+                password=str(env.get("POSTGRES_PASSWORD") or ""),
+                database=str(env.get("POSTGRES_DB") or user),
+            )
+        if 6379 in targets and redis is None:
+            redis = stack.address(name, 6379)
+    return postgres, redis
+
+
+class FreshState:
+    """Resets a stack's PostgreSQL and Redis to the snapshot taken after start-up."""
+
+    def __init__(self, stack: Stack, worker: str | None = None) -> None:
+        self.stack = stack
+        self.postgres, self.redis_address = _find(stack)
+        if self.postgres is None and self.redis_address is None:
+            raise DockyardError(
+                f"no PostgreSQL (5432) or Redis (6379) service is published by {stack.project}",
+                remedy="fresh state works on a service publishing 5432 and/or 6379",
+            )
+        self.worker = worker
+        self.timings: list[float] = []
+        # Kept open between resets: a new authenticated connection costs as much as the copy.
+        self._conn: Any = None
+        self._redis: Any = None
+        base = self.postgres.database if self.postgres else ""
+        self.template = f"{base}_dockyard_template"
+        # Shared stack: a database per worker; own stack: the service's database itself.
+        self.database = f"{base}_{re.sub(r'[^a-z0-9_]', '_', worker.lower())}" if worker else base
+        number = re.sub(r"\D", "", worker or "")
+        self.redis_db = (int(number) % 15) + 1 if worker and number else 0
+
+    @property
+    def dsn(self) -> str:
+        """Connection string of this test's database."""
+        if self.postgres is None:
+            raise DockyardError(f"{self.stack.project} publishes no PostgreSQL (5432)")
+        return self.postgres.dsn(self.database)
+
+    @property
+    def redis_url(self) -> str:
+        """URL of this test's Redis database."""
+        if self.redis_address is None:
+            raise DockyardError(f"{self.stack.project} publishes no Redis (6379)")
+        host, port = self.redis_address
+        return f"redis://{host}:{port}/{self.redis_db}"
+
+    def _admin(self) -> Any:
+        if self._conn is not None and not self._conn.closed:
+            return self._conn
+        try:
+            import psycopg  # noqa: PLC0415 - optional: only projects with PostgreSQL need it
+        except ImportError:
+            raise DockyardError(
+                "fresh state for PostgreSQL needs psycopg", remedy="pip install 'psycopg[binary]'"
+            ) from None
+        assert self.postgres is not None  # noqa: S101 - callers check; narrows the type
+        self._conn = psycopg.connect(self.postgres.dsn("postgres"), autocommit=True)
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connections kept between resets."""
+        for client in (self._conn, self._redis):
+            if client is not None:
+                client.close()
+        self._conn = self._redis = None
+
+    def snapshot(self) -> None:
+        """Take the template once (after migrations), and make this worker's database."""
+        if self.postgres is None:
+            return
+        conn = self._admin()
+        conn.execute("SELECT pg_advisory_lock(%s)", (_TEMPLATE_LOCK,))
+        try:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.template,)).fetchone()
+            if not exists:
+                # The source must have no other sessions while it is copied.
+                self._terminate(conn, self.postgres.database)
+                conn.execute(f'CREATE DATABASE "{self.template}" TEMPLATE "{self.postgres.database}"')
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_TEMPLATE_LOCK,))
+        self.reset()
+        self.timings.clear()
+
+    @staticmethod
+    def _terminate(conn: Any, database: str) -> None:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+
+    def reset(self) -> float:
+        """Restore the database from the template and flush Redis; seconds it took."""
+        started = time.perf_counter()
+        if self.postgres is not None:
+            conn = self._admin()
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            # FILE_COPY copies the few files of a small database at once; the default
+            # WAL_LOG strategy writes every block through the WAL, several times slower here.
+            conn.execute(f'CREATE DATABASE "{self.database}" TEMPLATE "{self.template}" STRATEGY FILE_COPY')
+        if self.redis_address is not None:
+            self._flush_redis()
+        elapsed = time.perf_counter() - started
+        self.timings.append(elapsed)
+        return elapsed
+
+    def _flush_redis(self) -> None:
+        try:
+            import redis  # noqa: PLC0415 - optional: only projects with Redis need it
+        except ImportError:
+            raise DockyardError("fresh state for Redis needs redis-py", remedy="pip install redis") from None
+        if self._redis is None:
+            assert self.redis_address is not None  # noqa: S101 - reset() checks; narrows the type
+            host, port = self.redis_address
+            self._redis = redis.Redis(host=host, port=port, db=self.redis_db, socket_timeout=5)
+        if self.worker:
+            self._redis.flushdb()
+        else:
+            self._redis.flushall()
+
+    def summary(self) -> str:
+        """Median and worst reset time, for the end of the run."""
+        if not self.timings:
+            return "no fresh-state resets"
+        median = statistics.median(self.timings) * 1000
+        return f"{len(self.timings)} fresh-state resets, median {median:.1f} ms, max {max(self.timings) * 1000:.1f} ms"

@@ -1,0 +1,1 @@
+"""What dockyard shows people: the console, progress events and their live display."""

@@ -1,0 +1,130 @@
+"""Terminal output: rich on a terminal, plain lines in CI and pipes, JSON where machines read."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from dockyard.ui.live import LiveReporter
+from dockyard.ui.progress import Reporter, plain_lines
+
+
+def is_plain(stream: IO[str] | None = None) -> bool:
+    """Whether output to ``stream`` (default stderr) must be plain: not a terminal, CI set, or TERM=dumb."""
+    stream = sys.stderr if stream is None else stream
+    if os.environ.get("CI") or os.environ.get("TERM") == "dumb":
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return not (isatty and isatty())
+
+
+@functools.cache
+def console() -> Console:
+    """The stderr console: colour and live displays only on a terminal outside CI."""
+    plain = is_plain(sys.stderr)
+    # force_terminal=False, not just no_color: CI runners often give a TTY, and bold/dim or a
+    # cursor-moving live display would still reach their logs as escape codes.
+    return Console(
+        stderr=True, force_terminal=False if plain else None, no_color=plain, highlight=False, soft_wrap=plain
+    )
+
+
+def say(message: str) -> None:
+    """One progress line for humans (stderr)."""
+    if not console().is_terminal:
+        console().print(f"dockyard: {message}", markup=False, highlight=False)
+        return
+    # soft_wrap: a long path broken by an inserted newline can no longer be copied.
+    console().print(f"[dim]dockyard:[/dim] {message}", markup=True, soft_wrap=True)
+
+
+@contextmanager
+def reporter() -> Iterator[Reporter]:
+    """The progress reporter for this process's stderr, stopped when the block ends.
+
+    A live display (a row per image and service) on an interactive terminal; one plain line
+    per change when stderr is not a terminal or CI is set.
+    """
+    if not console().is_terminal:
+        yield plain_lines(sys.stderr)
+        return
+    with LiveReporter(console()) as live:
+        yield live
+
+
+def emit_json(data: Any) -> None:
+    """Machine-readable output on stdout, nothing else there."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """A table on stdout: rich on a terminal; ASCII, Markdown-shaped, under its title otherwise."""
+    plain = is_plain(sys.stdout)
+    # CI logs and pipes: no box-drawing characters and no title or cells padded to the
+    # terminal's width; the rows read (and paste into an issue) as a Markdown table.
+    grid = Table(box=box.MARKDOWN) if plain else Table(title=title, title_justify="left")
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*(str(cell) for cell in row))
+    if not plain:
+        Console(highlight=False).print(grid)
+        return
+    out = Console(file=io.StringIO(), force_terminal=False, no_color=True, highlight=False, width=400)
+    out.print(grid)
+    lines = [line.rstrip() for line in out.file.getvalue().splitlines()]  # type: ignore[attr-defined]
+    sys.stdout.write("\n".join([title, *(line for line in lines if line)]) + "\n")
+    sys.stdout.flush()
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of every row of the tables in ``text`` (as :func:`table` prints them), header rows included."""
+    rows = []
+    for line in text.splitlines():
+        for bar in ("|", "\u2502", "\u2503"):  # plain, and rich's light and heavy verticals
+            if line.startswith(bar) and not set(line) <= set("|-: \u2502\u2503\u2500\u2501"):
+                rows.append([cell.strip() for cell in line.split(bar)[1:-1]])
+                break
+    return rows
+
+
+def summary(title: str, fields: Iterable[tuple[str, object]]) -> None:
+    """An end-of-run summary on stderr: a title, then one ``name  value`` line per field."""
+    out = console()
+    if not out.is_terminal:
+        # Plain lines, never wrapped: CI logs are grepped, and a wrapped path is no path.
+        lines = [f"dockyard: {title}", *(f"  {name}: {value}" for name, value in fields)]
+        sys.stderr.write("\n".join(lines) + "\n")
+        sys.stderr.flush()
+        return
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for name, value in fields:
+        grid.add_row(name, Text(str(value)))
+    out.print(Text(f"dockyard: {title}", style="bold"))
+    out.print(grid)
+
+
+def human_age(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h10m``, ``1d03h``: an age at a glance (negative counts as 0)."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
