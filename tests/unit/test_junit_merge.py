@@ -9,7 +9,7 @@ import pytest
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from dockyard import DockyardError
+from dockyard import DockyardError, ExitCode
 from dockyard.cli import tasks
 from dockyard.shards.core import merge_junit, merge_junit_files, write_xml
 
@@ -86,15 +86,10 @@ def test_the_task_writes_the_merged_report(tmp_path: Path, capsys: pytest.Captur
     ci_shard(tmp_path / "in", 1, 2, tests=3)
     ci_shard(tmp_path / "in", 2, 2, tests=2, errors=2)
     out = tmp_path / "out" / "merged.xml"
-    token = tasks.remainder.set(str(tmp_path / "in"))
-    try:
-        tasks.junit_merge(Context(), output=str(out))
-        captured = capsys.readouterr()
-        assert "merged 2 file(s)" in captured.out + captured.err
-        assert names_and_totals(ET.parse(out).getroot())[1][:3] == ("5", "0", "2")  # noqa: S314
-        tasks.remainder.set(str(tmp_path / "missing"))
-        with pytest.raises(Exit) as failed:
-            tasks.junit_merge(Context(), output=str(out))
-        assert failed.value.code == 1
-    finally:
-        tasks.remainder.reset(token)
+    tasks.junit_merge(Context(remainder=str(tmp_path / "in")), output=str(out))
+    captured = capsys.readouterr()
+    assert "merged 2 file(s)" in captured.out + captured.err
+    assert names_and_totals(ET.parse(out).getroot())[1][:3] == ("5", "0", "2")  # noqa: S314
+    with pytest.raises(Exit) as failed:
+        tasks.junit_merge(Context(remainder=str(tmp_path / "missing")), output=str(out))
+    assert failed.value.code == ExitCode.FAILURE

@@ -11,13 +11,11 @@ one clear message, its remedy and a distinct exit code; no tracebacks.
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -26,28 +24,24 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from dockyard.cli import cleanup as sweep
+from dockyard.cli.status import pool_status
 from dockyard.cli.validate import checklist
-from dockyard.engine.endpoints import engine_for, install_compose_plugin, preflight
+from dockyard.engine.endpoints import install_compose_plugin, installed_compose_version, preflight
 from dockyard.engine.images import ensure_images
-from dockyard.engine.labels import find, remove
-from dockyard.errors import DockerUnavailable, DockyardError
-from dockyard.pool import leasing
-from dockyard.pool.berth import Berth, BerthPool, BerthStatus, State
-from dockyard.pool.lease import remove_record
-from dockyard.pool.reaping import parse_duration, select_for_cleanup
+from dockyard.errors import DockyardError, ExitCode
 from dockyard.sessions import keeper_client as keeper
+from dockyard.sessions.api import stack_of
 from dockyard.sessions.run import run as run_command
-from dockyard.settings import Settings, load_settings
+from dockyard.settings import load_settings
 from dockyard.shards.core import JUNIT, choose_shards, junit_counts, merge_junit_files, run_shards, write_xml
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.stack import Stack
-from dockyard.ui.console import emit_json, human_age, reporter, say, table
+from dockyard.ui.console import emit_json, reporter, say, table
 from dockyard.ui.progress import SILENT, Reporter
 
 P = ParamSpec("P")
 R = TypeVar("R")
-# `dockyard run -- CMD`: the words after `--`, set by the console script's Program.
-remainder: contextvars.ContextVar[str] = contextvars.ContextVar("remainder", default="")
 
 
 def _front(fn: Callable[P, R]) -> Callable[P, R]:
@@ -65,18 +59,23 @@ def _front(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _stack_of(berth: int, progress: Reporter | None = None) -> Stack:
-    """A Stack object for a berth kept by `dockyard up` from this directory."""
+def _stack_of(berth: int, progress: Reporter = SILENT) -> Stack:
+    """The stack in a berth kept by `dockyard up` from this directory."""
     settings = load_settings()
     record = keeper.choose(settings, None if berth < 0 else berth)
-    held = Berth(
-        record.index,
-        record.project,
-        range(record.port_block[0], record.port_block[1] + 1),
-        keeper.lock_path_of(settings, record),
-        record,
-    )
-    return Stack(settings, held, progress=progress or SILENT)
+    return stack_of(settings, record, keeper.lock_path_of(settings, record), progress=progress)
+
+
+def _remainder(c: Context) -> list[str]:
+    """The words after `--` (`run -- CMD`, `parallel -- PYTEST ARGS`), as the shell split them.
+
+    invoke hands a task the remainder joined with bare spaces (``Context.remainder``), which
+    breaks a quoted word (`run -- python -c "a; b"`) apart. Both programs, `invoke` and
+    `dockyard`, parse this process's argv: when its words after `--` join into that remainder,
+    they are the words as given; otherwise (a Program run on another argv) the remainder is split.
+    """
+    argv = sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else []
+    return argv if " ".join(argv) == c.remainder else shlex.split(c.remainder)
 
 
 def _services(services: str) -> list[str]:
@@ -126,116 +125,11 @@ def down(c: Context, berth: int = -1, all: bool = False) -> None:
 @_front
 def status(c: Context, json: bool = False, all: bool = False) -> None:
     """List the berths of the pool: index, state, project, port block, holder (pid, command), age, engine."""
-    settings = load_settings()
-    # Every pool of the configured engines (one per port scope), each berth with its engine.
-    pairs = list(leasing.statuses(settings))
-    engines = [_engine_of(pool, s) for pool, s in pairs]
-    ports = _published_ports(settings, [s for _, s in pairs])
+    report = pool_status(load_settings())
     if json:
-        emit_json(
-            [
-                {
-                    "index": s.index,
-                    "state": s.state.value,
-                    "project": s.project,
-                    "port_block": [s.port_block.start, s.port_block.stop - 1],
-                    # This project's services and ports, when the holder runs this project's stack.
-                    "ports": ports.get(s),
-                    "engine": engine,
-                    "scope": pool.scope,
-                    "holder": asdict(s.record) if s.record else None,
-                    "reason": s.reason,
-                }
-                for (pool, s), engine in zip(pairs, engines, strict=True)
-            ]
-        )
-        return
-    now = time.time()
-    shown = [
-        (pool, s, engine)
-        for (pool, s), engine in zip(pairs, engines, strict=True)
-        if all or s.state is not State.FREE or s.index < 4
-    ]
-    hidden = len(pairs) - len(shown)
-    where = ", ".join(dict.fromkeys(str(pool.lock_dir) for pool, _ in pairs))
-    # An engine column only once more than one engine is in play: with the one current engine
-    # it would repeat the same endpoint on every row and squeeze the holder's columns.
-    current = {e.endpoint for pool, _ in pairs for e in pool.engines}
-    several = bool(settings.engines) or any(engine and engine not in current for engine in engines)
-    table(
-        f"berths in {where}" + (f" ({hidden} more free; --all lists them)" if hidden else ""),
-        [
-            "berth",
-            "state",
-            "project",
-            "ports",
-            "pid",
-            "command",
-            "where",
-            "age",
-            *(["engine"] if several else []),
-            "note",
-        ],
-        [
-            [
-                s.index,
-                s.state.value,
-                s.project,
-                f"{s.port_block.start}-{s.port_block.stop - 1}",
-                s.record.pid if s.record else "",
-                _command(s.record.command) if s.record else "",
-                _where(s.record.cwd, settings.root) if s.record else "",
-                human_age(now - s.record.started) if s.record else "",
-                *([engine or (f"({pool.scope})" if not pool.local else "")] if several else []),
-                s.reason,
-            ]
-            for pool, s, engine in shown
-        ],
-    )
-
-
-def _published_ports(settings: Settings, rows: list[BerthStatus]) -> dict[BerthStatus, dict[str, dict[str, int]]]:
-    """Service -> container port -> host port of the live berths that run this project's stack.
-
-    Keyed by the status row itself, not its index: rows of several pools may share an index.
-    """
-    ours = [s for s in rows if s.state is State.LIVE and s.record is not None and s.record.cwd == str(settings.root)]
-    if not ours:
-        return {}
-    try:
-        model = ComposeModel.load(settings)
-    except DockyardError:
-        return {}  # the compose files changed under a running stack: no ports rather than no status
-    result: dict[BerthStatus, dict[str, dict[str, int]]] = {}
-    for s in ours:
-        for (service, target, _proto), host in model.port_map(s.port_block).items():
-            result.setdefault(s, {}).setdefault(service, {})[str(target)] = host
-    return result
-
-
-def _command(command: str) -> str:
-    """The holder's command, short: `dockyard up` for a keeper, others cut at 40 characters."""
-    if "dockyard/_keeper.py" in command:
-        return "dockyard up"
-    words = command.split(" ", 1)
-    program = Path(words[0])
-    # The program's name, not its venv's path; `python -m dockyard` records .../dockyard/__main__.py.
-    name = program.parent.name if program.name == "__main__.py" else program.name
-    command = " ".join([name, *words[1:]])
-    return command if len(command) <= 40 else command[:39] + "…"
-
-
-def _where(cwd: str, root: Path) -> str:
-    """``here`` for this project's directory, else the last two parts of the holder's."""
-    path = Path(cwd)
-    return "here" if path == root else "…/" + "/".join(path.parts[-2:])
-
-
-def _engine_of(pool: BerthPool, status: BerthStatus) -> str | None:
-    """The engine a berth's stack runs on (None for a berth without a lease record)."""
-    if status.record is None:
-        return None
-    return status.record.engine or pool.engines[0].endpoint  # "": a record from before engines
+        emit_json(report.as_json())
+    else:
+        table(*report.as_table(every=all))
 
 
 @task(
@@ -320,59 +214,27 @@ def validate(c: Context, quick: bool = False) -> None:
 @_front
 def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool = False) -> None:
     """Remove dockyard-labelled resources whose lease is over, and clear stale lease records."""
-    try:
-        age = parse_duration(older_than) if older_than else None
-    except ValueError as exc:
-        raise DockyardError(f"--older-than: {exc}") from None
-    settings = load_settings()
-    stale = [(pool, s) for pool, s in leasing.statuses(settings) if s.state is State.STALE]
-    # Every configured engine, and every engine a stale lease ran on (DOCKER_HOST may differ now).
-    pools = leasing.pools(settings)
-    ours = {pool.lock_dir for pool in pools}
-    engines = [*{e: None for pool in pools for e in pool.engines}]
-    engines += [e for e in {engine_for(s.record.engine): None for _, s in stale if s.record} if e not in engines]
-    doomed_by_engine = []
-    unreachable: dict[str, str] = {}  # endpoint -> why
-    for engine in engines:
-        try:
-            client = preflight(engine)
-        except DockerUnavailable as exc:
-            if len(engines) == 1:
-                raise
-            unreachable[engine.endpoint] = str(exc).splitlines()[0]
-            continue  # the other engines' orphans still go
-        found = find(client)
-        # --all / --older-than take held resources too: only this pool's, never the live stacks of
-        # another pool (another lock_dir, e.g. another user's). Orphans go wherever they come from.
-        mine = [r for r in found if Path(r.labels.get("dockyard.lock", "")).parent in ours]
-        doomed = [
-            *select_for_cleanup(mine, older_than=age, everything=all),
-            *select_for_cleanup([r for r in found if r not in mine], older_than=None, everything=False),
-        ]
-        for res in doomed:
-            print(f"{'would remove' if dry_run else 'removing'} {res}" + (f" on {engine}" if len(engines) > 1 else ""))
-        doomed_by_engine.append((client, doomed))
+    found = sweep.plan(load_settings(), age=sweep.older_than(older_than), everything=all)
+    for res, engine in found.resources:
+        print(f"{'would remove' if dry_run else 'removing'} {res}" + (f" on {engine}" if found.several_engines else ""))
     if not dry_run:
-        problems = [problem for client, doomed in doomed_by_engine for problem in remove(client, doomed)]
-        for pool, s in stale:
-            # A record whose engine did not answer stays: it is how a later cleanup finds that stack.
-            if not (s.record and s.record.engine in unreachable):
-                remove_record(pool.lock_path(s.index).with_suffix(".json"))
-        for problem in problems:
-            print(f"could not remove {problem}", file=sys.stderr)
-        for endpoint, why in unreachable.items():
-            print(
-                f"skipped engine {endpoint}: {why}; its stale lease records are kept, so run "
-                "`dockyard cleanup` again once it answers",
-                file=sys.stderr,
-            )
-        if problems or unreachable:
-            raise Exit(code=1)
-    count = sum(len(doomed) for _, doomed in doomed_by_engine)
-    say(
-        f"{count} resource(s) {'to remove' if dry_run else 'removed'}, "
-        f"{len(stale)} stale lease record(s) {'to clear' if dry_run else 'cleared'}"
-    )
+        _report_leftovers(found.carry_out(), found.unreachable)
+    done = ("to remove", "to clear") if dry_run else ("removed", "cleared")
+    say(f"{len(found.resources)} resource(s) {done[0]}, {len(found.stale)} stale lease record(s) {done[1]}")
+
+
+def _report_leftovers(problems: list[str], unreachable: dict[str, str]) -> None:
+    """What a cleanup could not remove, on stderr; a failure exit when there is any."""
+    for problem in problems:
+        print(f"could not remove {problem}", file=sys.stderr)
+    for endpoint, why in unreachable.items():
+        print(
+            f"skipped engine {endpoint}: {why}; its stale lease records are kept, so run "
+            "`dockyard cleanup` again once it answers",
+            file=sys.stderr,
+        )
+    if problems or unreachable:
+        raise Exit(code=int(ExitCode.FAILURE))
 
 
 @task
@@ -387,16 +249,14 @@ def setup(c: Context) -> None:
 
 
 def _compose_works() -> bool:
-    from dockyard.engine.endpoints import _compose_version  # noqa: PLC0415 - only this task needs the raw probe
-
-    return _compose_version() is not None
+    return installed_compose_version() is not None
 
 
 @task(help={"no_up": "Hold the berth only; do not start the stack."})
 @_front
 def run(c: Context, no_up: bool = False) -> None:
     """Run the command after `--` with a berth held and the stack up, then tear down."""
-    code = run_command(load_settings(), shlex.split(remainder.get()), up=not no_up)
+    code = run_command(load_settings(), _remainder(c), up=not no_up)
     if code:
         raise Exit(code=code)
 
@@ -416,9 +276,7 @@ def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json
     """Run pytest with the arguments after `--` as parallel shards split by recorded durations."""
     settings = load_settings()
     count, only = choose_shards(settings, shards, shard)
-    code = run_shards(
-        settings, shlex.split(remainder.get()), count, only, Path(junit) if junit else None, json_summary=json
-    )
+    code = run_shards(settings, _remainder(c), count, only, Path(junit) if junit else None, json_summary=json)
     if code:
         raise Exit(code=code)
 
@@ -427,7 +285,7 @@ def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json
 @_front
 def junit_merge(c: Context, output: str = "") -> None:
     """Merge the JUnit XML files (or directories of them) after `--` into one report, e.g. of CI shards."""
-    merged, files = merge_junit_files(Path(word) for word in shlex.split(remainder.get()))
+    merged, files = merge_junit_files(Path(word) for word in _remainder(c))
     target = Path(output or JUNIT)
     write_xml(merged, target)
     counts = junit_counts(merged)

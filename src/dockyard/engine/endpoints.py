@@ -244,7 +244,8 @@ def compose_plugin_source() -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def _compose_version() -> tuple[int, int, int] | None:
+def installed_compose_version() -> tuple[int, int, int] | None:
+    """What `docker compose version` reports, or None when it does not answer (nothing is installed)."""
     try:
         out = subprocess.run(
             ["docker", "compose", "version", "--short"], capture_output=True, text=True, timeout=30, check=False
@@ -272,7 +273,7 @@ def install_compose_plugin() -> Path | None:
 
 @functools.cache
 def _checked_compose() -> tuple[int, int, int] | None:
-    return _compose_version()
+    return installed_compose_version()
 
 
 def compose_version() -> tuple[int, int, int]:

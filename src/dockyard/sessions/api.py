@@ -89,12 +89,11 @@ def handed_down(settings: Settings) -> Stack | None:
     data = json.loads(raw)
     record_data = dict(data["record"])
     record_data["port_block"] = tuple(record_data["port_block"])
-    start, last = data["port_block"]
-    berth = Berth(
-        index=data["index"],
-        project=data["project"],
-        port_block=range(start, last + 1),
-        lock_path=Path(data["lock_path"]),
-        record=LeaseRecord(**record_data),
-    )
-    return Stack(settings, berth)
+    return stack_of(settings, LeaseRecord(**record_data), Path(data["lock_path"]))
+
+
+def stack_of(settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Progress = _quiet) -> Stack:
+    """The stack in a berth another process holds (its lease record and lock), to act on it."""
+    first, last = record.port_block
+    berth = Berth(record.index, record.project, range(first, last + 1), lock_path, record)
+    return Stack(settings, berth, progress=progress)

@@ -21,7 +21,7 @@ from dockyard.ui.progress import SILENT, Reporter, replay
 
 _KEEPER_MODULE = "dockyard.sessions.keeper"
 # `python -m` puts the module's path in argv[0], and so in the lease record's command.
-_KEEPER_PATH = str(Path(__file__).with_name("_keeper.py"))
+KEEPER_PATH = str(Path(__file__).with_name("keeper.py"))
 
 
 def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter = SILENT) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def kept_berths(settings: Settings) -> list[LeaseRecord]:
         for _pool, s in leasing.statuses(settings)
         if s.state is State.LIVE
         and s.record is not None
-        and s.record.command.startswith(_KEEPER_PATH)
+        and s.record.command.startswith(KEEPER_PATH)
         and s.record.cwd == str(settings.root)
     ]
 
