@@ -11,14 +11,22 @@ from pathlib import Path
 
 
 class ExitCode(IntEnum):
-    """Process exit codes of the ``dockyard`` and ``invoke`` front doors."""
+    """Process exit codes of the ``dockyard`` and ``invoke`` front doors.
+
+    None of them is one of pytest's (1 tests failed, 2 interrupted, 3 internal error, 4 usage
+    error, 5 no tests collected): under ``dockyard run -- pytest`` the command's own code
+    passes through unchanged, so a CI script tells "stack unhealthy" from "no tests
+    collected". They follow ``sysexits.h`` where it has a word for the failure; 79, past its
+    range, is the one it lacks. A command line dockyard cannot parse (an unknown task or
+    option) exits 2, as with most command-line programs.
+    """
 
     OK = 0
-    FAILURE = 1
-    DOCKER_UNAVAILABLE = 3
-    NO_FREE_BERTH = 4
-    STACK_UNHEALTHY = 5
-    BAD_CONFIGURATION = 6
+    FAILURE = 70  # EX_SOFTWARE: a dockyard step failed (a compose command, a build, a removal)
+    DOCKER_UNAVAILABLE = 69  # EX_UNAVAILABLE: Docker, its daemon or Compose v2 cannot be used
+    NO_FREE_BERTH = 75  # EX_TEMPFAIL: every berth is held; try again later
+    STACK_UNHEALTHY = 79  # a service did not become healthy, or exited, while the stack started
+    BAD_CONFIGURATION = 78  # EX_CONFIG: a [tool.dockyard] key, a compose file or the lock directory
 
 
 class DockyardError(Exception):

@@ -21,9 +21,17 @@ from dockyard.ui.progress import Reporter, plain_lines
 
 
 def is_plain(stream: IO[str] | None = None) -> bool:
-    """Whether output to ``stream`` (default stderr) must be plain: not a terminal, CI set, or TERM=dumb."""
+    """Whether output to ``stream`` (default stderr) must be plain: not a terminal, CI set, or TERM=dumb.
+
+    ``FORCE_COLOR`` (any non-empty value, as rich reads it) makes it rich in CI and off a
+    terminal; a dumb terminal cannot show it either way.
+    """
     stream = sys.stderr if stream is None else stream
-    if os.environ.get("CI") or os.environ.get("TERM") == "dumb":
+    if os.environ.get("TERM") == "dumb":
+        return True
+    if os.environ.get("FORCE_COLOR"):
+        return False
+    if os.environ.get("CI"):
         return True
     isatty = getattr(stream, "isatty", None)
     return not (isatty and isatty())
@@ -31,12 +39,15 @@ def is_plain(stream: IO[str] | None = None) -> bool:
 
 @functools.cache
 def console() -> Console:
-    """The stderr console: colour and live displays only on a terminal outside CI."""
+    """The stderr console: colour and live displays only on a terminal outside CI (or with FORCE_COLOR).
+
+    ``NO_COLOR`` always wins over colour: rich reads it when ``no_color`` is left to it.
+    """
     plain = is_plain(sys.stderr)
     # force_terminal=False, not just no_color: CI runners often give a TTY, and bold/dim or a
     # cursor-moving live display would still reach their logs as escape codes.
     return Console(
-        stderr=True, force_terminal=False if plain else None, no_color=plain, highlight=False, soft_wrap=plain
+        stderr=True, force_terminal=False if plain else None, no_color=plain or None, highlight=False, soft_wrap=plain
     )
 
 

@@ -1,0 +1,115 @@
+"""The `dockyard` program: its own help, usage errors that exit 2 with a suggestion, `-- ARGS`, exit codes."""
+
+from __future__ import annotations
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from invoke.context import Context
+
+from dockyard.cli import tasks
+from dockyard.cli.program import OPTIONS, USAGE_ERROR, DockyardProgram
+from dockyard.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTEST_CODES = range(1, 6)  # tests failed, interrupted, internal error, usage error, no tests collected
+
+
+def dockyard(*argv: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the program on ``argv``; (exit code, stdout, stderr)."""
+    program = DockyardProgram(name="dockyard", binary="dockyard", version="1.2.3", namespace=tasks.namespace)
+    code = 0  # a task that returns normally
+    try:
+        program.run(["dockyard", *argv])
+    except SystemExit as done:
+        code = int(done.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_dockyards_tasks_and_options_only(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = dockyard("--help", capsys=capsys)
+    assert code == 0
+    flags = set(re.findall(r"--[a-z][a-z-]+", out.split("Options:")[1].split("Tasks:")[0]))
+    assert flags == set(OPTIONS)
+    for core in ("--pty", "--dry", "--prompt-for-sudo-password", "--write-pyc", "--config", "--core-opts"):
+        assert core not in out
+    listed = {line.split()[0] for line in out.split("Tasks:")[1].splitlines() if line.startswith("  ")}
+    assert {"up", "down", "status", "cleanup", "validate", "run", "parallel", "junit-merge"} <= listed
+
+
+def test_a_tasks_help_shows_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = dockyard("--help", "cleanup", capsys=capsys)
+    assert code == 0
+    assert out.startswith("Usage: dockyard cleanup [--options]\n")
+    assert "--older-than" in out
+    assert "core-opts" not in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["stauts"], "no task 'stauts'; did you mean `status`?"),
+        (["junit_merge"], "no task 'junit_merge'; did you mean `junit-merge`?"),
+        (["status", "--jsno"], "`status` has no option '--jsno'; did you mean `--json`?"),
+        (["--verison"], "no option '--verison'; did you mean `--version`?"),
+        (["--help", "clenaup"], "no task 'clenaup'; did you mean `cleanup`?"),
+        (["xyzzy"], "no task 'xyzzy'; `dockyard --help` lists them"),
+    ],
+)
+def test_a_usage_error_exits_2_with_the_nearest_name(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = dockyard(*argv, capsys=capsys)
+    assert code == USAGE_ERROR == 2
+    assert err.strip() == f"dockyard: {message}"
+    assert out == ""
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert dockyard("--version", capsys=capsys)[:2] == (0, "dockyard 1.2.3\n")
+
+
+def test_shell_completion_still_works(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = dockyard("--complete", "--", "dockyard", "status", "--", capsys=capsys)
+    assert code == 0
+    assert out.split() == ["--all", "--json"]
+
+
+def test_the_words_after_the_double_dash_keep_their_quoting(monkeypatch: pytest.MonkeyPatch) -> None:
+    words = [sys.executable, "-c", "a; b", "two words"]
+    # The command line invoke parsed is this process's: its words are taken as they are.
+    monkeypatch.setattr("sys.argv", ["invoke", "run", "--", *words])
+    assert tasks._remainder(Context(remainder=" ".join(words))) == words
+    # A program run on another argv: invoke's joined remainder, split as a shell would.
+    monkeypatch.setattr("sys.argv", ["pytest"])
+    assert tasks._remainder(Context(remainder="x.xml 'a b.xml'")) == ["x.xml", "a b.xml"]
+    assert tasks._remainder(Context()) == []
+
+
+def test_exit_codes_are_distinct_and_none_is_pytests() -> None:
+    codes = [int(code) for code in ExitCode]
+    assert len(set(codes)) == len(codes)
+    assert not set(codes) & set(PYTEST_CODES)
+    assert USAGE_ERROR not in codes
+
+
+def test_the_readme_documents_every_exit_code_in_one_table() -> None:
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| (\d+) \| *`?([A-Z_]*)`? *\|", readme, flags=re.MULTILINE))
+    assert rows == {**{str(int(code)): code.name for code in ExitCode}, str(USAGE_ERROR): ""}
+
+
+def test_the_package_metadata_pypi_and_pytest_read() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert project["license"] == "MIT"
+    assert "setuptools>=77" in pyproject["build-system"]["requires"]  # the first to build an SPDX license
+    assert "Framework :: Pytest" in project["classifiers"]
+    assert {"pytest", "docker-compose"} <= set(project["keywords"])
+    licence = (ROOT / "LICENSE").read_text()
+    assert licence.startswith("MIT License")
+    assert "dockyard contributors" in licence
