@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 from invoke.context import Context
 
+from dockyard.cli.status import pool_status, short_command
 from dockyard.cli.tasks import status
 from dockyard.pool.berth import BerthPool
 from dockyard.pool.leasing import acquire_from
+from dockyard.sessions.keeper_client import KEEPER_PATH
 from dockyard.settings import Settings
 from dockyard.shards.core import Counts, ShardRun, summary_data
 from dockyard.ui import console as output
@@ -83,3 +85,44 @@ def test_the_parallel_summary_as_json(tmp_path: Path) -> None:
     assert (first["estimated_seconds"], first["up_seconds"], first["run_seconds"]) == (3.0, 5.0, None)
     assert first["log"] == str(tmp_path / "shard-1.log")
     assert (second["berth"], second["passed"], second["result"], second["exit_code"]) == (None, None, "failed", 5)
+
+
+def test_a_keepers_row_reads_dockyard_up_and_the_model_is_what_json_prints(
+    project: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # How `dockyard up`'s keeper is recorded: `python -m dockyard.sessions.keeper` puts its path in argv[0].
+    monkeypatch.setattr("sys.argv", [KEEPER_PATH, str(project.root), "build"])
+    berth = acquire_from([BerthPool(project)], timeout=1, reaper=None)
+    try:
+        report = pool_status(project)
+        status(Context(), json=True)
+    finally:
+        berth.release()
+    title, columns, rows = report.as_table()
+    assert title.startswith(f"berths in {project.lock_dir}")
+    assert "engine" not in columns  # one engine in play
+    assert rows[0][columns.index("command")] == "dockyard up"
+    assert rows[0][columns.index("where")] == "here"
+    assert json.loads(capsys.readouterr().out)[0]["holder"]["command"].startswith(KEEPER_PATH)
+    assert report.as_json()[0]["state"] == "live"
+
+
+def test_the_table_lists_every_free_berth_only_when_asked(make_settings: MakeSettings) -> None:
+    report = pool_status(make_settings(port_range="12000-12799", block_size=100))
+    title, _, rows = report.as_table()
+    assert [row[0] for row in rows] == [0, 1, 2, 3]
+    assert title.endswith("(4 more free; --all lists them)")
+    _, _, every = report.as_table(every=True)
+    assert len(every) == 8
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("/venv/bin/nox -s e2e", "nox -s e2e"),
+        ("/venv/lib/python3.11/site-packages/dockyard/__main__.py run -- pytest", "dockyard run -- pytest"),
+        ("/venv/bin/pytest " + "x" * 60, "pytest " + "x" * 32 + "…"),
+    ],
+)
+def test_a_holders_command_is_shortened(command: str, shown: str) -> None:
+    assert short_command(command) == shown
