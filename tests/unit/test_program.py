@@ -83,11 +83,11 @@ def test_the_words_after_the_double_dash_keep_their_quoting(monkeypatch: pytest.
     words = [sys.executable, "-c", "a; b", "two words"]
     # The command line invoke parsed is this process's: its words are taken as they are.
     monkeypatch.setattr("sys.argv", ["invoke", "run", "--", *words])
-    assert tasks._remainder(Context(remainder=" ".join(words))) == words
+    assert tasks.remainder(Context(remainder=" ".join(words))) == words
     # A program run on another argv: invoke's joined remainder, split as a shell would.
     monkeypatch.setattr("sys.argv", ["pytest"])
-    assert tasks._remainder(Context(remainder="x.xml 'a b.xml'")) == ["x.xml", "a b.xml"]
-    assert tasks._remainder(Context()) == []
+    assert tasks.remainder(Context(remainder="x.xml 'a b.xml'")) == ["x.xml", "a b.xml"]
+    assert tasks.remainder(Context()) == []
 
 
 def test_exit_codes_are_distinct_and_none_is_pytests() -> None:

@@ -14,7 +14,8 @@ from dockyard.cli.status import pool_status, short_command
 from dockyard.cli.tasks import status
 from dockyard.pool.berth import BerthPool
 from dockyard.pool.leasing import acquire_from
-from dockyard.sessions.keeper_client import KEEPER_PATH
+from dockyard.sessions import keeper
+from dockyard.sessions.keeper_client import KEEPER_PATH, kept_berths
 from dockyard.settings import Settings
 from dockyard.shards.core import Counts, ShardRun, summary_data
 from dockyard.ui import console as output
@@ -96,8 +97,10 @@ def test_a_keepers_row_reads_dockyard_up_and_the_model_is_what_json_prints(
     try:
         report = pool_status(project)
         status(Context(), json=True)
+        assert [r.index for r in kept_berths(project)] == [0]  # what down, logs and exec act on
     finally:
         berth.release()
+    assert Path(KEEPER_PATH) == Path(keeper.__file__)
     title, columns, rows = report.as_table()
     assert title.startswith(f"berths in {project.lock_dir}")
     assert "engine" not in columns  # one engine in play

@@ -66,7 +66,7 @@ def _stack_of(berth: int, progress: Reporter = SILENT) -> Stack:
     return stack_of(settings, record, keeper.lock_path_of(settings, record), progress=progress)
 
 
-def _remainder(c: Context) -> list[str]:
+def remainder(c: Context) -> list[str]:
     """The words after `--` (`run -- CMD`, `parallel -- PYTEST ARGS`), as the shell split them.
 
     invoke hands a task the remainder joined with bare spaces (``Context.remainder``), which
@@ -256,7 +256,7 @@ def _compose_works() -> bool:
 @_front
 def run(c: Context, no_up: bool = False) -> None:
     """Run the command after `--` with a berth held and the stack up, then tear down."""
-    code = run_command(load_settings(), _remainder(c), up=not no_up)
+    code = run_command(load_settings(), remainder(c), up=not no_up)
     if code:
         raise Exit(code=code)
 
@@ -276,7 +276,7 @@ def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json
     """Run pytest with the arguments after `--` as parallel shards split by recorded durations."""
     settings = load_settings()
     count, only = choose_shards(settings, shards, shard)
-    code = run_shards(settings, _remainder(c), count, only, Path(junit) if junit else None, json_summary=json)
+    code = run_shards(settings, remainder(c), count, only, Path(junit) if junit else None, json_summary=json)
     if code:
         raise Exit(code=code)
 
@@ -285,7 +285,7 @@ def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json
 @_front
 def junit_merge(c: Context, output: str = "") -> None:
     """Merge the JUnit XML files (or directories of them) after `--` into one report, e.g. of CI shards."""
-    merged, files = merge_junit_files(Path(word) for word in _remainder(c))
+    merged, files = merge_junit_files(Path(word) for word in remainder(c))
     target = Path(output or JUNIT)
     write_xml(merged, target)
     counts = junit_counts(merged)

@@ -19,6 +19,7 @@ from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.stack import Progress, Stack, _quiet
+from dockyard.ui.progress import SILENT
 
 BERTH_ENV = "DOCKYARD_BERTH"  # how a process holding a berth hands it to its children
 
@@ -92,7 +93,7 @@ def handed_down(settings: Settings) -> Stack | None:
     return stack_of(settings, LeaseRecord(**record_data), Path(data["lock_path"]))
 
 
-def stack_of(settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Progress = _quiet) -> Stack:
+def stack_of(settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Progress = SILENT) -> Stack:
     """The stack in a berth another process holds (its lease record and lock), to act on it."""
     first, last = record.port_block
     berth = Berth(record.index, record.project, range(first, last + 1), lock_path, record)
