@@ -69,6 +69,24 @@ def test_a_usage_error_exits_2_with_the_nearest_name(
     assert out == ""
 
 
+@pytest.mark.parametrize(
+    ("argv", "lines"),
+    [
+        (["down", "--berth"], ["dockyard: `--berth` needs a value", "  -> see `dockyard --help down`"]),
+        (["exec"], ["dockyard: 'exec' did not receive required positional arguments: 'service', 'command'"]),
+        (["down", "--berth", "one"], ["dockyard: an option's value has the wrong type (invalid literal for int()"]),
+    ],
+)
+def test_a_malformed_option_is_a_usage_error_too(
+    argv: list[str], lines: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = dockyard(*argv, capsys=capsys)
+    assert code == USAGE_ERROR
+    assert "Traceback" not in err
+    for wanted, line in zip(lines, err.splitlines(), strict=False):
+        assert line.startswith(wanted)
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert dockyard("--version", capsys=capsys)[:2] == (0, "dockyard 1.2.3\n")
 

@@ -30,6 +30,7 @@ OPTIONS = {
     "--print-completion-script": "Print the tab-completion script for bash, zsh or fish.",
 }
 _UNKNOWN = re.compile(r"^No idea what '(.+)' is!$")  # invoke's parser, for a word it cannot place
+_NEEDS_VALUE = re.compile(r"^Flag <Argument: (\S+) .*> needed value and was not given one!$")
 
 
 class DockyardProgram(Program):
@@ -53,14 +54,23 @@ class DockyardProgram(Program):
             yield
         except ParseError as exc:
             raise Exit(f"{self.binary}: {self.usage_error(exc)}", code=USAGE_ERROR) from None
+        except ValueError as exc:  # invoke casts an option's value while it parses: `--berth abc`
+            raise Exit(
+                f"{self.binary}: an option's value has the wrong type ({exc})\n"
+                f"  -> `{self.binary} --help TASK` shows the type of each option",
+                code=USAGE_ERROR,
+            ) from None
 
     def usage_error(self, exc: ParseError) -> str:
         """invoke's parse error, with the nearest task or option when a word is unknown."""
+        context: ParserContext | None = exc.context
         unknown = _UNKNOWN.match(str(exc))
         if unknown is None:
-            return f"{exc}\n  -> `{self.binary} --help` lists the tasks and options"
+            hint = f"--help {context.name}" if context is not None and context.name else "--help"
+            needs = _NEEDS_VALUE.match(str(exc))
+            what = f"`--{needs[1].replace('_', '-')}` needs a value" if needs else str(exc)
+            return f"{what}\n  -> see `{self.binary} {hint}`"
         word = unknown[1]
-        context: ParserContext | None = exc.context
         if not word.startswith("-"):
             what, candidates = f"no task {word!r}", [*self.collection.task_names, *_aliases(self.collection.task_names)]
         elif context is not None and context.name:
