@@ -12,7 +12,7 @@ import pytest
 
 import dockyard
 
-from .helpers import DOCKYARD, clean_env
+from .helpers import DOCKYARD, Projects, clean_env, compose, service
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 
@@ -79,3 +79,41 @@ def test_junit_merge_merges_the_files_after_the_double_dash(tmp_path: Path) -> N
         root = ET.parse(out).getroot()  # noqa: S314 - a file this test wrote
         merged[name] = sorted(case.get("name", "") for case in root.iter("testcase"))
     assert merged["invoke"] == merged["dockyard"] == ["a1", "a2", "b1", "b2"]
+
+
+INNER = """\
+import os
+
+
+def test_one():
+    assert os.environ["DOCKYARD_BERTH"]
+
+
+def test_two():
+    assert os.environ["DOCKYARD_BERTH"]
+"""
+
+
+@pytest.mark.timeout(330)  # two parallel runs, each starting a stack
+def test_a_small_parallel_run_selects_the_same_tests_in_both_forms(make_project: Projects) -> None:
+    # A project of its own, with the tasks.py this repository has, so the shard's stack is small.
+    project = make_project("invokepar", "27000-27099", compose(service("app", ports=["80"])))
+    (project.root / "tasks.py").write_text("from dockyard.cli.tasks import namespace as ns\n")
+    (project.root / "tests").mkdir()
+    (project.root / "tests" / "test_inner.py").write_text(INNER)
+    env = {k: v for k, v in clean_env().items() if not k.startswith("PYTEST_")}  # no outer pytest's options
+    totals = {}
+    for name, program in FORMS.items():
+        done = subprocess.run(
+            [str(program), "parallel", "--shards", "1", "--json", "--", "tests/test_inner.py", "-k", "two"],
+            cwd=project.root,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=150,
+        )
+        assert done.returncode == 0, f"{name}:\n{done.stdout}{done.stderr}"
+        totals[name] = json.loads(done.stdout)["totals"]
+    assert totals["invoke"] == totals["dockyard"]
+    assert (totals["invoke"]["tests"], totals["invoke"]["passed"]) == (1, 1)  # `-k two` reached the shard
