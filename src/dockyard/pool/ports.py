@@ -2,27 +2,9 @@
 
 from __future__ import annotations
 
-import errno
-import socket
 from collections.abc import Iterable
 
-_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's `st` column
-
-
-def _listening_ports() -> set[int] | None:
-    """Every TCP port something listens on (any address, v4 or v6); None without /proc."""
-    found: set[int] = set()
-    try:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            with open(table) as fh:
-                next(fh)  # header
-                for line in fh:
-                    fields = line.split()
-                    if fields[3] == _LISTEN:
-                        found.add(int(fields[1].rsplit(":", 1)[1], 16))
-    except (OSError, IndexError, ValueError):
-        return None
-    return found
+from dockyard.host import listening_ports, port_taken
 
 
 def ports_in_use(ports: Iterable[int]) -> list[int]:
@@ -30,24 +12,14 @@ def ports_in_use(ports: Iterable[int]) -> list[int]:
 
     Listening is what counts: a connection lingering in TIME_WAIT after a stack went down
     is no program holding the port (and failing on one skipped berths for a minute after
-    every run). Where /proc cannot tell, binding the wildcard address is the test: it
-    conflicts with a listener on any address, 127.0.0.1 (docker-proxy) included.
+    every run). Where the OS will not list listeners (macOS without root), binding the port
+    as the engine would is the test.
     """
     ports = list(ports)
-    listening = _listening_ports()
+    listening = listening_ports()
     if listening is not None:
         return [port for port in ports if port in listening]
-    busy = []
-    for port in ports:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("0.0.0.0", port))  # noqa: S104 - probing, never listening
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                busy.append(port)
-    return busy
+    return [port for port in ports if port_taken(port)]
 
 
 PublishedPort = tuple[str, int, str]  # (service, container port, protocol)

@@ -6,7 +6,6 @@ the lock; pytest (a child) finds the berth in ``DOCKYARD_BERTH`` and uses the ru
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from dockyard.errors import DockyardError
+from dockyard.host import die_with_parent
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
 from dockyard.sessions.api import _docker_reaper, hand_down
@@ -31,15 +31,6 @@ from dockyard.ui.console import reporter, say, summary
 # process that started it: `dockyard parallel` reads one per shard. Written first when the
 # stack is up (exit code null), again at the end.
 REPORT_ENV = "DOCKYARD_RUN_REPORT"
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM if we are SIGKILLed, so no test keeps running on a reaped stack."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 class _Terminated(Exception):
@@ -117,7 +108,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
                     list(command),
                     # The report is ours to write: a nested `dockyard run` must not overwrite it.
                     env={**{k: v for k, v in os.environ.items() if k != REPORT_ENV}, **hand_down(stack)},
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads here; prctl is async-signal-safe
+                    preexec_fn=die_with_parent(),  # noqa: PLW1509 - no threads here; prctl is async-signal-safe
                 )
                 code = child.wait()
                 timings["run"] = time.monotonic() - t0

@@ -3,9 +3,9 @@
 Ctrl-C and SIGTERM are handled by the holder itself (teardown in ``finally``). SIGKILL, an
 OOM kill or a CI runner killing the whole process group leave no chance for that; so every
 holder starts one of these, in a session of its own (a process-group kill does not reach
-it). It sleeps on a pidfd of the holder (no polling) and, when the holder is gone without
-having released its lease, removes everything labelled with that lease and the stale
-record, under the berth's lock. A holder that releases normally stops its watchdog first.
+it). It sleeps until the holder exits (on a pidfd or a kqueue: no polling) and, when the
+holder is gone without having released its lease, removes everything labelled with that
+lease and the stale record, under the berth's lock. A holder that releases normally stops its watchdog first.
 
 No reaper container: none can be pulled on registry-less hosts, and many CI runtimes forbid
 privileged sidecars. This is one small process per session, and it uses no CPU while it waits.
@@ -14,13 +14,13 @@ privileged sidecars. This is one small process per session, and it uses no CPU w
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from dockyard.host import wait_for_exit
 
 if TYPE_CHECKING:
     from dockyard.pool.berth import Berth
@@ -38,24 +38,6 @@ def start(lock_path: Path, lease_id: str, engine: str = "") -> subprocess.Popen[
         start_new_session=True,  # outlives a kill of the holder's process group
         close_fds=True,
     )
-
-
-def _wait_for_exit(pid: int) -> None:
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    except OSError:  # no pidfd (Linux < 5.3): poll for the process instead
-        while True:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.2)
-    try:
-        select.select([fd], [], [])
-    finally:
-        os.close(fd)
 
 
 def reap_if_abandoned(lock_path: Path, lease_id: str, engine: str = "") -> bool:
@@ -99,7 +81,7 @@ def main(lock_path: str, lease_id: str, pid: str, engine: str = "") -> int:
     """Wait for the holder ``pid`` to exit, then reap what it abandoned on ``engine``."""
     # SIGTERM from the holder means "released cleanly, stand down"; default action exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _wait_for_exit(int(pid))
+    wait_for_exit(int(pid))
     reap_if_abandoned(Path(lock_path), lease_id, engine)
     return 0
 
