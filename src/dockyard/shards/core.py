@@ -46,6 +46,7 @@ from dockyard.settings import Settings
 from dockyard.shards.view import ShardView, last_note, shard_view
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.evidence import artifacts_since
+from dockyard.ui import ci
 from dockyard.ui.console import emit_json, reporter, say, table
 
 if TYPE_CHECKING:
@@ -493,6 +494,7 @@ def _start(run: ShardRun, pytest_args: Sequence[str], cwd: Path) -> subprocess.P
     """Start one shard, its output to its log."""
     run.path("ids").write_text("".join(f"{t}\n" for t in run.nodeids))
     env = {**_env_without_shard(), REPORT_ENV: str(run.path("json")), SHARD_FILE_ENV: str(run.path("ids"))}
+    env.update(ci.child_env())  # its output is a log file: this process folds and summarises for it
     with run.path("log").open("wb") as log:
         return subprocess.Popen(run.command(pytest_args), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -630,6 +632,7 @@ def _summary(runs: Sequence[ShardRun], weight: Mapping[str, float], elapsed: flo
     rows.append(["total", berths, "", "", len(every), total.passed, total.failed, total.skipped])
     rows[-1] += [f"{sum(weight[t] for t in every):.1f}", "", "", f"{elapsed:.1f}", result]
     table("dockyard parallel", _COLUMNS, rows)
+    ci.step_summary(ci.markdown_table("dockyard parallel", _COLUMNS, rows))
 
 
 def _seconds(value: object) -> float | None:

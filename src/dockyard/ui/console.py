@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from dockyard.ui import ci
 from dockyard.ui.live import LiveReporter
 from dockyard.ui.progress import Reporter, plain_lines
 
@@ -61,17 +62,19 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def reporter() -> Iterator[Reporter]:
+def reporter(title: str = "dockyard: images and services") -> Iterator[Reporter]:
     """The progress reporter for this process's stderr, stopped when the block ends.
 
     A live display (a row per image and service) on an interactive terminal; one plain line
-    per change when stderr is not a terminal or CI is set.
+    per change when stderr is not a terminal or CI is set, folded under ``title`` on GitHub
+    Actions and GitLab CI (:func:`dockyard.ui.ci.fold`).
     """
-    if not console().is_terminal:
-        yield plain_lines(sys.stderr)
-        return
-    with LiveReporter(console()) as live:
-        yield live
+    with ci.fold(title):
+        if not console().is_terminal:
+            yield plain_lines(sys.stderr)
+            return
+        with LiveReporter(console()) as live:
+            yield live
 
 
 def emit_json(data: Any) -> None:
@@ -112,7 +115,12 @@ def table_rows(text: str) -> list[list[str]]:
 
 
 def summary(title: str, fields: Iterable[tuple[str, object]]) -> None:
-    """An end-of-run summary on stderr: a title, then one ``name  value`` line per field."""
+    """An end-of-run summary on stderr: a title, then one ``name  value`` line per field.
+
+    On GitHub Actions it is appended to the job's step summary too, as a Markdown table.
+    """
+    fields = list(fields)
+    ci.step_summary(ci.markdown_fields(f"dockyard: {title}", fields))
     out = console()
     if not out.is_terminal:
         # Plain lines, never wrapped: CI logs are grepped, and a wrapped path is no path.
