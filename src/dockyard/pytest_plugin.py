@@ -8,9 +8,19 @@ Fixtures:
     Session-scoped running :class:`~dockyard.Stack`. It is the stack handed down by
     ``dockyard run`` (how nox sessions run pytest) when there is one; otherwise, and in
     every pytest-xdist worker, a berth of its own is acquired and the stack started in it.
-``service_url``
-    ``service_url("backend", 8000)`` -> ``"http://127.0.0.1:<berth port>"`` (from a runner
-    container attached to the stack's networks: ``"http://<container name>:8000"``).
+``dockyard_service_url`` (alias ``service_url``)
+    ``dockyard_service_url("backend", 8000)`` -> ``"http://127.0.0.1:<berth port>"`` (from a
+    runner container attached to the stack's networks: ``"http://<container name>:8000"``).
+``dockyard_fresh``
+    Fresh state for each test: PostgreSQL restored, Redis flushed.
+
+Every fixture is named ``dockyard_*``; ``service_url`` stays as an alias, and a fixture of
+that name in the user's own conftest.py takes precedence over it, as over any plugin's.
+Tests whose fixtures reach ``dockyard_stack`` carry the ``dockyard`` marker, so
+``-m "not dockyard"`` runs the rest without Docker.
+
+The report header names the berth, project, port block and engine of a stack handed down
+by ``dockyard run``; without one the plugin prints nothing until a test asks for the stack.
 
 When a test that uses the stack fails, the logs every service wrote while it ran are
 attached to its report and written under the artifacts directory, named after the test.
@@ -21,6 +31,7 @@ not use Docker pay nothing for the plugin.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -97,9 +108,15 @@ def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> 
 
 
 @pytest.fixture
-def service_url(dockyard_stack: Stack) -> Callable[..., str]:
-    """``service_url(service, container_port, scheme="http")`` of the running stack."""
+def dockyard_service_url(dockyard_stack: Stack) -> Callable[..., str]:
+    """``dockyard_service_url(service, container_port, scheme="http")`` of the running stack."""
     return dockyard_stack.url
+
+
+@pytest.fixture
+def service_url(dockyard_service_url: Callable[..., str]) -> Callable[..., str]:
+    """Alias of ``dockyard_service_url`` (a ``service_url`` fixture of your own takes precedence)."""
+    return dockyard_service_url
 
 
 @pytest.fixture(scope="session")
@@ -174,3 +191,50 @@ def _why_down(state: ServiceState) -> str:
 def _closure(item: pytest.Item, names: Iterator[str] | tuple[str, ...] | list[str]) -> list[str]:
     closure = getattr(item, "_fixtureinfo", None)
     return list(closure.names_closure) if closure is not None else list(names)
+
+
+# -- pytest conventions: markers, the report header ---------------------------------------------
+
+MARKER = "dockyard"
+# dockyard.sessions.api.BERTH_ENV, spelled out: importing that module takes a second, and a
+# run with no stack handed down must not pay it for its header.
+BERTH_ENV = "DOCKYARD_BERTH"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the marker the plugin puts on tests that use the stack (``--strict-markers`` knows it)."""
+    config.addinivalue_line(
+        "markers", f"{MARKER}: the test uses dockyard's stack (set by the plugin on every test reaching dockyard_stack)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test whose fixtures reach ``dockyard_stack``: ``-m "not dockyard"`` deselects them."""
+    for item in items:
+        if "dockyard_stack" in _closure(item, getattr(item, "fixturenames", ())):
+            item.add_marker(MARKER)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The berth handed down by ``dockyard run``: index, project, port block, engine; nothing without one."""
+    raw = os.environ.get(BERTH_ENV)
+    if not raw:
+        return []
+    try:
+        data = json.loads(raw)
+        first, last = data["port_block"]
+        line = f"dockyard: berth {data['index']} ({data['project']}), ports {first}-{last}"
+        endpoint = data["record"].get("engine", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return [f"dockyard: {BERTH_ENV} is set but is not a berth `dockyard run` handed down"]
+    from dockyard.engine.endpoints import engine_for  # noqa: PLC0415 - reads no more than the docker CLI's config
+    from dockyard.errors import DockerUnavailable  # noqa: PLC0415
+
+    try:
+        line += f", engine {engine_for(endpoint)}"
+    except DockerUnavailable as exc:
+        line += f", engine unknown ({exc.message})"
+    lines = [line]
+    if config.getoption("numprocesses", None) and not config.getoption("dockyard_share"):
+        lines.append("dockyard: each xdist worker takes a berth of its own (--dockyard-share: all use this one)")
+    return lines

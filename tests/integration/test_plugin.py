@@ -154,6 +154,10 @@ def test_a_session_under_dockyard_run_uses_the_handed_down_stack(
     assert seen["index"] == seen["handed"]["index"], seen
     assert seen["live"] == [seen["handed"]["index"]], "the inner session took a berth of its own"
     assert seen["ready"] == ["web"], seen
+    # The report header names that berth, its port block and the engine, before the tests.
+    first, last = seen["handed"]["port_block"]
+    header = f"dockyard: berth {seen['index']} ({seen['project']}), ports {first}-{last}, engine *"
+    result.stdout.fnmatch_lines([header, "collected 1 item"])
     assert_all_gone(project)
 
 
