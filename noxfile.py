@@ -8,6 +8,8 @@ Docker sessions hold a berth for their whole life through `dockyard run`, so any
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import nox
 
@@ -33,12 +35,17 @@ def _docker_ready(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff (lint + format check), mypy --strict over src and tests, and the package's layers."""
+    """Ruff (lint + format check), mypy --strict, the package's layers, and the distributions PyPI would get."""
     _install(session, "lint")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
     session.run("lint-imports")
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)  # the tmp dir outlives the session: last run's files
+    session.run("python", "-m", "build", "--outdir", str(dist), silent=True)
+    # --strict: warnings too (a README PyPI cannot render, a missing long_description_content_type).
+    session.run("twine", "check", "--strict", *(str(p) for p in sorted(dist.iterdir())))
 
 
 @nox.session

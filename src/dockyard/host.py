@@ -31,8 +31,7 @@ def listening_ports() -> set[int] | None:
     """Every TCP port some program listens on (any address, v4 or v6); None where the OS will not say.
 
     Linux: the kernel's socket tables in /proc/net. Elsewhere psutil, which on macOS needs
-    root for other users' sockets (``AccessDenied``); then the caller probes by binding
-    (:func:`port_taken`).
+    root (``AccessDenied``); without it the caller probes by binding (:func:`port_taken`).
     """
     found = _proc_net_listeners()
     if found is not None:
