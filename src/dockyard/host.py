@@ -65,6 +65,14 @@ def _proc_net_listeners(root: Path = Path("/proc/net")) -> set[int] | None:
     return found
 
 
+def own_addresses() -> set[str]:
+    """Every IP address of this machine's network interfaces (loopback included)."""
+    return {a.address for addrs in psutil.net_if_addrs().values() for a in addrs if a.family in _INET}
+
+
+_INET = (socket.AF_INET, socket.AF_INET6)
+
+
 def port_taken(port: int) -> bool:
     """Whether binding ``port`` the way the engine does (SO_REUSEADDR) fails: some program listens on it.
 

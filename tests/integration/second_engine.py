@@ -174,3 +174,85 @@ def _stop(proc: subprocess.Popen[bytes] | None, root: Path, bridge: str) -> None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)  # a lazily unmounted fuse-overlayfs lets go of its files within moments
+
+
+@contextlib.contextmanager
+def engine_in_netns() -> Iterator[SecondEngine]:
+    """A second dockerd in a network namespace of its own, reached over TCP: a ``docker:dind`` service.
+
+    As GitLab's Docker executor runs it: the engine is another host on the job's network
+    (here: the far end of a veth pair), its API on ``tcp://<its address>:2375``, and its
+    loopback out of this process's reach. ``nsenter --net`` rather than ``ip netns exec``,
+    which remounts /sys and leaves dockerd without its cgroups. Networks come from an address
+    pool of its own; published ports are bound by docker-proxy, as for :func:`second_engine`.
+    """
+    if shutil.which("nsenter") is None:
+        raise AssertionError("`nsenter` is not installed (Debian: apt-get install util-linux)")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
+    root = Path(tempfile.mkdtemp(prefix=f"dockyard-dind-{TOKEN}-{worker}-", dir="/tmp"))
+    netns, veth = f"dy{TOKEN}{worker[-2:]}ns", f"dy{TOKEN}{worker[-2:]}h"[:15]
+    (root / "daemon.json").write_text(json.dumps(_main_engine_config()))
+    proc: subprocess.Popen[bytes] | None = None
+    log = (root / "dockerd.log").open("wb")
+    with FileLock(Path(tempfile.gettempdir()) / "dockyard-engine2-subnets.lock"):
+        link, pool = _free_subnets()
+        ours, theirs = link.replace(".0.1/24", ".0.1/30"), link.replace(".0.1/24", ".0.2/30")
+        address = theirs.split("/")[0]
+        engine = SecondEngine(root, f"tcp://{address}:2375", veth)
+        try:
+            for command in (
+                ["ip", "netns", "add", netns],
+                ["ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns],
+                ["ip", "addr", "add", ours, "dev", veth],
+                ["ip", "link", "set", veth, "up"],
+                ["ip", "-n", netns, "addr", "add", theirs, "dev", "eth0"],
+                ["ip", "-n", netns, "link", "set", "eth0", "up"],
+                ["ip", "-n", netns, "link", "set", "lo", "up"],
+            ):
+                subprocess.run(command, check=True, capture_output=True)
+            proc = subprocess.Popen(
+                [
+                    *("nsenter", f"--net=/run/netns/{netns}", "dockerd"),
+                    f"--config-file={root / 'daemon.json'}",
+                    f"--host=unix://{root / 'docker.sock'}",
+                    f"--host={engine.endpoint}",
+                    f"--data-root={root / 'data'}",
+                    f"--exec-root={root / 'exec'}",
+                    f"--pidfile={root / 'docker.pid'}",
+                    "--bridge=none",
+                    f"--default-address-pool=base={pool},size=24",
+                    "--iptables=false",
+                    "--ip-masq=false",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+            def answers() -> bool:
+                if proc is not None and proc.poll() is not None:
+                    tail = (root / "dockerd.log").read_text(errors="replace").splitlines()[-15:]
+                    raise AssertionError(f"the dind stand-in exited ({proc.returncode}):\n" + "\n".join(tail))
+                version = ["docker", "-H", engine.endpoint, "version"]
+                return subprocess.run(version, capture_output=True, check=False).returncode == 0
+
+            wait_for("the dind stand-in to answer", answers, timeout=_START_TIMEOUT)
+        except BaseException:
+            _stop_netns(proc, root, veth, netns)
+            raise
+    try:
+        with subprocess.Popen(["docker", "save", IMAGE], stdout=subprocess.PIPE) as saver:
+            subprocess.run(
+                ["docker", "-H", engine.endpoint, "load", "-q"], stdin=saver.stdout, check=True, capture_output=True
+            )
+        yield engine
+    finally:
+        _stop_netns(proc, root, veth, netns)
+        log.close()
+
+
+def _stop_netns(proc: subprocess.Popen[bytes] | None, root: Path, veth: str, netns: str) -> None:
+    """Stop the daemon as :func:`_stop` does, then remove its veth pair and namespace."""
+    _stop(proc, root, veth)  # `ip link del` of one end removes the pair
+    subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)

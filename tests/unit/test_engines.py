@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.engine.endpoints import LOCAL, Engine, current_engine, engines_of
+from dockyard.engine.endpoints import LOCAL, Engine, current_engine, engines_of, publish_address, publish_note
 from dockyard.engine.labels import Resource, labels_for
 from dockyard.errors import ConfigError, DockerUnavailable, NoFreeBerth
 from dockyard.pool import leasing
@@ -227,3 +227,51 @@ def test_with_no_other_engine_images_are_not_looked_up(monkeypatch: pytest.Monke
     monkeypatch.setattr(leasing, "sdk", no_engine_calls)
     only = Engine(A)
     assert share_images(only, ["demo/app:dev", "debian:bookworm-slim"], [only]) == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "address"),
+    [
+        ("unix:///var/run/docker.sock", "127.0.0.1"),
+        ("tcp://localhost:2375", "127.0.0.1"),
+        ("tcp://127.0.0.1:2376", "127.0.0.1"),
+        ("ssh://me@build-box", "127.0.0.1"),  # ssh: reached through the tunnel, not the network
+        ("tcp://192.0.2.77:2375", "192.0.2.77"),  # dind: another host on the job's network
+        ("tcp://dind-alias-of-192-0-2-78.example:2375", "192.0.2.78"),
+        ("tcp://unresolvable.invalid:2375", "127.0.0.1"),  # preflight names that failure
+    ],
+)
+def test_a_tcp_engine_on_another_host_publishes_on_its_address(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, address: str
+) -> None:
+    real = socket.getaddrinfo
+
+    def resolve(host: str, port: object, *args: object) -> object:
+        if host == "dind-alias-of-192-0-2-78.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.78", 2375))]
+        if host.endswith(".invalid"):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, port, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr("dockyard.engine.endpoints.own_addresses", lambda: {"127.0.0.1", "192.0.2.2"})
+    publish_address.cache_clear()
+    engine = Engine(endpoint)
+    assert publish_address(engine) == address
+    assert (publish_note(engine) is None) == (address == "127.0.0.1")
+    publish_address.cache_clear()
+
+
+def test_a_tcp_address_of_this_machine_stays_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The LAN address of this machine: publishing there would open the stack to the LAN.
+    monkeypatch.setattr("dockyard.engine.endpoints.own_addresses", lambda: {"127.0.0.1", "192.0.2.2"})
+    publish_address.cache_clear()
+    assert publish_address(Engine("tcp://192.0.2.2:2375")) == "127.0.0.1"
+    publish_address.cache_clear()
+
+
+def test_the_override_binds_to_the_address_given(make_settings: MakeSettings) -> None:
+    settings = make_settings()
+    text = ComposeModel.load(settings).override("p-30000", range(30000, 30010), {}, "192.0.2.77")
+    assert '"192.0.2.77:30000:8000/tcp"' in text
+    assert "127.0.0.1" not in text

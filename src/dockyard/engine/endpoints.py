@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dockyard.errors import DockerUnavailable
+from dockyard.host import own_addresses
 
 if TYPE_CHECKING:
     from docker import DockerClient as SdkClient
@@ -145,6 +146,43 @@ def _context(name: str, env: Mapping[str, str]) -> _Context | None:
 
 def _config_dir(env: Mapping[str, str]) -> Path:
     return Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+LOOPBACK = "127.0.0.1"  # where published ports bind, wherever the engine's host is this one
+
+
+@functools.cache
+def publish_address(engine: Engine) -> str:
+    """The address ``engine`` binds the stack's published ports to: 127.0.0.1, or a TCP engine's own.
+
+    A TCP engine on another host (GitLab's Docker executor with a ``docker:dind`` service,
+    ``DOCKER_HOST=tcp://docker:2375``) binds ports on that host, whose loopback this process
+    cannot reach; the address this process reaches the engine at is that host's, so ports
+    published there are reachable from here, and only as far as the engine itself is. Every
+    other engine (a socket, a TCP address of this machine, SSH) publishes on loopback.
+    """
+    parts = urlsplit(engine.endpoint)
+    if engine.local or parts.scheme not in ("tcp", "http", "https") or not parts.hostname:
+        return LOOPBACK
+    try:
+        found = socket.getaddrinfo(parts.hostname, parts.port or 2375, socket.AF_INET, socket.SOCK_STREAM)
+    except OSError:
+        return LOOPBACK  # unresolvable: preflight says the engine cannot be reached, with the remedy
+    address = str(found[0][4][0])
+    # An address of this very machine (a TCP engine here, named by its LAN address) would
+    # publish the stack on the LAN: loopback reaches it as well.
+    return LOOPBACK if address in own_addresses() else address
+
+
+def publish_note(engine: Engine) -> str | None:
+    """One line for the user when ``engine``'s ports are not published on loopback."""
+    address = publish_address(engine)
+    if address == LOOPBACK:
+        return None
+    return (
+        f"the engine {engine.endpoint} runs on another host: published ports bind to its address "
+        f"{address} (reachable from here), not to 127.0.0.1"
+    )
 
 
 def engine_for(endpoint: str) -> Engine:

@@ -266,8 +266,11 @@ class ComposeModel:
                     return f"{path.relative_to(self.settings.root)}:{number}"
         return str(self.settings.compose_files[0].relative_to(self.settings.root))
 
-    def override(self, project: str, block: range, labels: Mapping[str, str]) -> str:
-        """The override file of one berth, as YAML text (JSON scalars are valid YAML)."""
+    def override(self, project: str, block: range, labels: Mapping[str, str], address: str = "127.0.0.1") -> str:
+        """The override file of one berth, as YAML text (JSON scalars are valid YAML).
+
+        Published ports bind to ``address``: loopback, unless the engine's host is another one.
+        """
         ports = self.port_map(block)
         images = {spec.service: spec.image for spec in self.build_specs()}
         label_lines = [f"      {json.dumps(k)}: {json.dumps(v)}" for k, v in sorted(labels.items())]
@@ -277,7 +280,7 @@ class ComposeModel:
             mine = sorted((k, host) for k, host in ports.items() if k[0] == name)
             if svc.get("ports"):
                 lines.append("    ports: !override")
-                lines += [f'      - "127.0.0.1:{host}:{target}/{proto}"' for (_, target, proto), host in mine]
+                lines += [f'      - "{address}:{host}:{target}/{proto}"' for (_, target, proto), host in mine]
             if name in images:
                 lines.append(f"    image: {json.dumps(images[name])}")
             lines += ["    labels:", *label_lines]

@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.engine.endpoints import preflight
+from dockyard.engine.endpoints import preflight, publish_address, publish_note
 from dockyard.engine.labels import detach_foreign, find, labels_for, remove
 from dockyard.engine.location import runner, say_once
 from dockyard.errors import ComposeError, DockyardError, StackUnhealthy
@@ -27,6 +27,8 @@ from dockyard.settings import Settings
 from dockyard.stack.compose import ComposeModel, compose_command
 from dockyard.stack.evidence import Redactor, health_output, log_tail, write_bundle
 from dockyard.ui.progress import FAILED, HEALTHY, PROBING, STARTING, UNHEALTHY, WAITING, Reporter, as_reporter
+
+_SAID: set[str] = set()  # notes said once per process
 
 if TYPE_CHECKING:
     from docker import DockerClient as SdkClient
@@ -171,13 +173,14 @@ class Stack:
     def address(self, service: str, container_port: int) -> tuple[str, int]:
         """Where this process reaches ``service``'s published ``container_port``: (host, port).
 
-        ``("127.0.0.1", <host port>)`` on the host; from a runner container attached to the
+        ``("127.0.0.1", <host port>)`` on the host (a TCP engine on another host: its address,
+        see :func:`~dockyard.engine.endpoints.publish_address`); from a runner container attached to the
         stack's networks (see ``_where``), the service container's name and the container
         port. Every address dockyard hands out (URLs, DSNs) is made here.
         """
         host_port = self.port(service, container_port)  # unpublished ports are an error either way
         if not runner(self.settings.runner, self.berth.engine).attached:
-            return "127.0.0.1", host_port
+            return publish_address(self.berth.engine), host_port
         # The container name, not the service name: a runner attached to two stacks' networks
         # (two berths at once) would get either stack's "postgres" for the bare service name.
         return self._container_name(service), container_port
@@ -223,7 +226,7 @@ class Stack:
 
     def write_override(self) -> Path:
         """Write this berth's override file (private, beside the lock)."""
-        text = self.model.override(self.project, self.berth.port_block, self.labels)
+        text = self.model.override(self.project, self.berth.port_block, self.labels, publish_address(self.berth.engine))
         fd = os.open(self.override_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
@@ -248,6 +251,9 @@ class Stack:
         began = time.monotonic()
         preflight(self.berth.engine)
         self.berth.note_engine_id()
+        if (note := publish_note(self.berth.engine)) is not None and note not in _SAID:
+            _SAID.add(note)
+            self.progress(note)
         self.write_override()
         try:
             if build:
