@@ -39,6 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DEMO_FILES = ("compose/infra.yml", "compose/app.yml")
@@ -163,19 +165,19 @@ def loadavg() -> list[float]:
 
 
 def busy_cpu_seconds() -> float:
-    """CPU-seconds the whole host has been busy since boot (/proc/stat: all but idle and iowait).
+    """CPU-seconds the whole host has been busy since boot: all but idle, iowait and steal.
 
     Host-wide on purpose: a stack's cost is mostly outside this process (dockerd, containerd,
-    runc, the kernel's network setup, the services themselves).
+    runc, the kernel's network setup, the services themselves). psutil reads /proc/stat on
+    Linux and the kernel's counters on macOS, where irq and softirq are not reported.
     """
-    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    times = psutil.cpu_times()
     # Steal is time the hypervisor gave to others: not work done here.
-    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[:7])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
 
 
 def cores() -> int:
-    """The host's CPUs: what /proc/stat's first line adds up (not this process's affinity)."""
+    """The host's CPUs: what busy_cpu_seconds adds up (not this process's affinity)."""
     return os.cpu_count() or 1
 
 
