@@ -2,8 +2,9 @@
 
 A berth lives exactly as long as the process holding its lock. `dockyard up` must return
 to the shell, so it starts this process in its own session; the keeper takes the berth,
-starts the stack, writes one JSON line (the berth, or the error) to its stdout, and then
-waits. SIGTERM or SIGINT tears the stack down and releases the berth.
+starts the stack, writes one JSON line (the berth, or the error as
+:meth:`~dockyard.errors.DockyardError.to_json` makes it) to its stdout, and then waits.
+SIGTERM or SIGINT tears the stack down and releases the berth.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main(root: str, build: str) -> int:
         settings = load_settings(root)
         berth = leasing.acquire(settings, reaper=_docker_reaper)
     except DockyardError as exc:
-        print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
+        print(json.dumps({"error": exc.to_json()}), flush=True)
         return int(exc.exit_code)
     try:
         watch(berth)
@@ -44,7 +45,7 @@ def main(root: str, build: str) -> int:
         stack.down()
         return 0
     except DockyardError as exc:
-        print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
+        print(json.dumps({"error": exc.to_json()}), flush=True)
         return int(exc.exit_code)
     finally:
         berth.release()
