@@ -17,7 +17,6 @@ import shlex
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -72,7 +71,7 @@ def _stack_of(berth: int, progress: Reporter | None = None) -> Stack:
     held = Berth(
         record.index,
         record.project,
-        range(record.port_block[0], record.port_block[1] + 1),
+        record.port_block,
         keeper.lock_path_of(settings, record),
         record,
     )
@@ -143,7 +142,7 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
                     "ports": ports.get(s),
                     "engine": engine,
                     "scope": pool.scope,
-                    "holder": asdict(s.record) if s.record else None,
+                    "holder": s.record.to_json() if s.record else None,
                     "reason": s.reason,
                 }
                 for (pool, s), engine in zip(pairs, engines, strict=True)

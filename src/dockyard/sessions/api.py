@@ -6,7 +6,6 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
 from dockyard.engine.endpoints import engine_for, preflight
@@ -14,6 +13,7 @@ from dockyard.errors import CorruptRecord, DockerUnavailable
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
 from dockyard.pool.lease import LeaseRecord, read_record
+from dockyard.pool.ports import PortBlock
 from dockyard.pool.reaping import reap_berth
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings, load_settings
@@ -77,7 +77,7 @@ def running_stack(settings: Settings | None = None, *, progress: Progress = _qui
 
 def hand_down(stack: Stack) -> dict[str, str]:
     """Environment for a child process that should use this running stack."""
-    data = {**stack.describe(), "lock_path": str(stack.berth.lock_path), "record": asdict(stack.berth.record)}
+    data = {**stack.describe(), "lock_path": str(stack.berth.lock_path), "record": stack.berth.record.to_json()}
     return {BERTH_ENV: json.dumps(data)}
 
 
@@ -87,14 +87,11 @@ def handed_down(settings: Settings) -> Stack | None:
     if not raw:
         return None
     data = json.loads(raw)
-    record_data = dict(data["record"])
-    record_data["port_block"] = tuple(record_data["port_block"])
-    start, last = data["port_block"]
     berth = Berth(
         index=data["index"],
         project=data["project"],
-        port_block=range(start, last + 1),
+        port_block=PortBlock.from_json(data["port_block"]),
         lock_path=Path(data["lock_path"]),
-        record=LeaseRecord(**record_data),
+        record=LeaseRecord.from_json(data["record"]),
     )
     return Stack(settings, berth)

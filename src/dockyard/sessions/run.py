@@ -71,7 +71,7 @@ def summarise(berth: Berth, timings: Mapping[str, float], code: int, artifacts: 
     """The end-of-run summary on stderr: berth, stack ready time, the command's exit, teardown, artifacts."""
     status = "passed" if code == 0 else f"killed by signal {-code}" if code < 0 else "failed"
     fields: list[tuple[str, object]] = [
-        ("berth", f"{berth.index} ({berth.project}), ports {berth.port_block.start}-{berth.port_block.stop - 1}"),
+        ("berth", f"{berth.index} ({berth.project}), ports {berth.port_block}"),
         ("ports", ", ".join(f"{s}:{c}->{h}" for s, m in sorted(berth.ports.items()) for c, h in sorted(m.items()))),
         ("acquired in", f"{timings.get('acquire', 0.0):.2f}s"),
     ]
