@@ -10,7 +10,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -151,6 +151,25 @@ def test_events_cross_a_pipe_as_json_lines() -> None:
     assert not replay({"berth": {"index": 0}}, replayed)  # the keeper's answer is no event
     assert "starting demo-20000 on ports 20000-20099: auth, db" in lines
     assert lines[-1] == "demo-20000 ready in 15.2s"
+
+
+def test_a_port_block_crosses_the_pipe_as_first_and_last() -> None:
+    stream = io.StringIO()
+
+    JsonLines(stream).stack_starting("demo-20000", ["db"], PortBlock(20000, 100))
+
+    assert stream.getvalue() == (
+        '{"event": "stack_starting", "args": {"project": "demo-20000", "services": ["db"], '
+        '"port_block": [20000, 20099]}}\n'
+    )
+    seen: list[PortBlock] = []
+
+    class Blocks(Reporter):
+        def stack_starting(self, project: str, services: Sequence[str], port_block: PortBlock) -> None:
+            seen.append(port_block)
+
+    assert replay(json.loads(stream.getvalue()), Blocks())
+    assert seen == [PortBlock(20000, 100)]
 
 
 def a_message() -> str:

@@ -44,6 +44,34 @@ def test_status_json_keeps_the_contract(project: Settings, capsys: pytest.Captur
     assert first["ports"] is None  # nobody runs this project's stack there
 
 
+def test_status_json_shows_the_holder_as_its_record_file_does(
+    project: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    berth = acquire_from([BerthPool(project)], timeout=1, reaper=None)
+    try:
+        status(Context(), json=True)
+        on_disk = json.loads(berth.record_path.read_text())
+    finally:
+        berth.release()
+    holder = json.loads(capsys.readouterr().out)[0]["holder"]
+    assert list(holder) == [
+        "lease_id",
+        "index",
+        "project",
+        "port_block",
+        "pid",
+        "user",
+        "host",
+        "cwd",
+        "command",
+        "started",
+        "engine",
+        "engine_id",
+    ]
+    assert holder["port_block"] == on_disk["port_block"] == [12000, 12099]
+    assert {k: v for k, v in holder.items() if k in on_disk} == on_disk
+
+
 def test_status_table_names_the_holder_and_its_age(
     project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
