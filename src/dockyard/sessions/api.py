@@ -18,12 +18,13 @@ from dockyard.pool.reaping import reap_berth
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel
-from dockyard.stack.stack import Progress, Stack, _quiet
+from dockyard.stack.stack import Progress, Stack
+from dockyard.ui.progress import SILENT
 
 BERTH_ENV = "DOCKYARD_BERTH"  # how a process holding a berth hands it to its children
 
 
-def _docker_reaper(_index: int, _project: str, lock_path: Path) -> None:
+def docker_reaper(_index: int, _project: str, lock_path: Path) -> None:
     """Reap a dead holder's leftovers on the engine its record names; without Docker there is nothing to reap."""
     try:
         record = read_record(lock_path.with_suffix(".json"))
@@ -50,7 +51,7 @@ def acquire_berth(
     leftovers are reaped before the berth is handed out; its record is ``berth.stale``.
     """
     settings = settings or load_settings()
-    berth = leasing.acquire(settings, timeout=timeout, reaper=_docker_reaper)
+    berth = leasing.acquire(settings, timeout=timeout, reaper=docker_reaper)
     try:
         watch(berth)
         if with_ports:
@@ -63,7 +64,7 @@ def acquire_berth(
 
 
 @contextmanager
-def running_stack(settings: Settings | None = None, *, progress: Progress = _quiet) -> Iterator[Stack]:
+def running_stack(settings: Settings | None = None, *, progress: Progress = SILENT) -> Iterator[Stack]:
     """Acquire a berth, start the stack healthy in it, yield it, tear it all down."""
     settings = settings or load_settings()
     with acquire_berth(settings, with_ports=False) as berth:

@@ -16,7 +16,7 @@ import threading
 
 from dockyard.errors import DockyardError
 from dockyard.pool import leasing
-from dockyard.sessions.api import _docker_reaper
+from dockyard.sessions.api import docker_reaper
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import load_settings
 from dockyard.stack.stack import Stack
@@ -30,7 +30,7 @@ def main(root: str, build: str) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         settings = load_settings(root)
-        berth = leasing.acquire(settings, reaper=_docker_reaper)
+        berth = leasing.acquire(settings, reaper=docker_reaper)
     except DockyardError as exc:
         print(json.dumps({"error": exc.to_json()}), flush=True)
         return int(exc.exit_code)

@@ -20,7 +20,7 @@ from typing import Any
 from dockyard.errors import DockyardError
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
-from dockyard.sessions.api import _docker_reaper, hand_down
+from dockyard.sessions.api import docker_reaper, hand_down
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
 from dockyard.stack.evidence import artifacts_since
@@ -96,7 +96,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
     child: subprocess.Popen[bytes] | None = None
     try:
         t0 = time.monotonic()
-        berth = leasing.acquire(settings, reaper=_docker_reaper)
+        berth = leasing.acquire(settings, reaper=docker_reaper)
         timings["acquire"] = time.monotonic() - t0
         held_since = time.time()
         try:
