@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -241,3 +242,65 @@ def test_block_smaller_than_published_ports(make_settings: Callable[..., Setting
 
     assert info.value.key == "block_size"
     assert info.value.value == 2
+
+
+def test_every_field_but_root_and_sources_is_a_declared_key() -> None:
+    assert [f.name for f in fields(Settings)] == ["root", *(k.name for k in KEYS), "sources"]
+    assert all(k.env == f"DOCKYARD_{k.name.upper()}" for k in KEYS)
+    assert {k.kind for k in KEYS} == {"str", "int", "float", "bool", "list", "range", "path"}
+
+
+def test_unknown_key_lists_the_known_ones_in_declaration_order(write_project: WriteProject, tmp_path: Path) -> None:
+    root = write_project(tmp_path, {"colour": "red"})
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(root, env={})
+
+    assert info.value.allowed == f"unknown key; known keys: {', '.join(k.name for k in KEYS)}"
+
+
+def test_engines_runner_and_paths(write_project: WriteProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_project(tmp_path, {"artifacts_dir": str(tmp_path / "bundles"), "runner": "container"})
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # expanduser reads the process's HOME
+    env = {
+        "DOCKYARD_ENGINES": "unix:///var/run/docker.sock, ssh://ci@builder",
+        "DOCKYARD_LOCK_DIR": "~/locks",
+        "DOCKYARD_PROFILES": "",
+        "DOCKYARD_KEEP_ON_FAILURE": "",
+    }
+
+    s = load_settings(root, env=env)
+
+    assert s.engines == ("unix:///var/run/docker.sock", "ssh://ci@builder")
+    assert s.runner == "container"
+    assert s.artifacts_dir == tmp_path / "bundles"  # absolute: not under the root
+    assert s.lock_dir == tmp_path / "home" / "locks"
+    assert s.profiles == ()  # an empty variable is an empty list
+    assert s.keep_on_failure is False  # and an empty flag is false
+    assert isinstance(s.health_timeout, float)
+    assert (s.sources["engines"], s.sources["runner"]) == ("DOCKYARD_ENGINES", "pyproject.toml")
+
+
+def test_defaults_of_the_later_keys(write_project: WriteProject, tmp_path: Path) -> None:
+    s = load_settings(write_project(tmp_path, {"compose_files": []}), env={})
+
+    assert (s.runner, s.engines, s.compose_files) == ("auto", (), ())
+
+
+@pytest.mark.parametrize(
+    ("table", "env", "allowed"),
+    [
+        ({"engines": ["docker.sock"]}, {}, "must be engine endpoints like"),
+        ({}, {"DOCKYARD_ENGINES": "tcp://ok:2375,nope"}, "not 'nope'"),
+    ],
+)
+def test_engines_that_are_no_endpoints(
+    write_project: WriteProject, tmp_path: Path, table: dict[str, Any], env: dict[str, str], allowed: str
+) -> None:
+    root = write_project(tmp_path, table)
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(root, env=env)
+
+    assert info.value.key == "engines"
+    assert allowed in info.value.allowed
