@@ -2,8 +2,9 @@
 
 Every error dockyard raises on purpose is a :class:`DockyardError` (and the standard
 exception it is a kind of, where one fits). Errors cross processes: the ``dockyard up``
-keeper sends its error to the front door as JSON, and shard workers pickle theirs; both
-keep the error's class, message, remedy, exit code, notes and its own attributes.
+keeper sends its error to the front door as JSON (:meth:`DockyardError.to_json`), and a
+process pool (``multiprocessing``, ``concurrent.futures``) pickles them; both keep the
+error's class, message, remedy, exit code, notes and its own attributes.
 
 Exit codes are a contract (DESIGN.md): scripts and CI templates branch on them.
 """
