@@ -184,13 +184,9 @@ KEYS: tuple[Key, ...] = _declared()
 _BY_NAME = {k.name: k for k in KEYS}
 
 
-class _Bad(Exception):
-    """A value a reader refuses; carries what is allowed (a ConfigError once the key is known)."""
-
-
 def _text(raw: Any, _from_env: bool) -> str:
     if not isinstance(raw, str) or not raw:
-        raise _Bad("must be a non-empty string")
+        raise ValueError("must be a non-empty string")
     return raw
 
 
@@ -199,7 +195,7 @@ def _flag(raw: Any, from_env: bool) -> bool:
         return raw
     if from_env and isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
         return raw.lower() in _TRUE
-    raise _Bad("must be true or false")
+    raise ValueError("must be true or false")
 
 
 def _number(kind: type[int] | type[float]) -> Callable[[Any, bool], int | float]:
@@ -210,9 +206,9 @@ def _number(kind: type[int] | type[float]) -> Callable[[Any, bool], int | float]
             try:
                 return kind(raw)
             except ValueError:
-                raise _Bad(wanted) from None
+                raise ValueError(wanted) from None
         if isinstance(raw, bool) or not isinstance(raw, int | float) or (kind is int and isinstance(raw, float)):
-            raise _Bad(wanted)
+            raise ValueError(wanted)
         return raw
 
     return read
@@ -222,7 +218,7 @@ def _list(raw: Any, from_env: bool) -> list[str]:
     if from_env and isinstance(raw, str):
         return [part.strip() for part in raw.split(",") if part.strip()]
     if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-        raise _Bad("must be a list of non-empty strings")
+        raise ValueError("must be a list of non-empty strings")
     return raw
 
 
@@ -232,11 +228,12 @@ def _range(raw: Any, _from_env: bool) -> PortBlock:
     except ValueError:
         block = None
     if block is None or block.start < _LOWEST_PORT or len(block) < 2:
-        raise _Bad(f"must be `LOW-HIGH` with {_LOWEST_PORT} <= LOW < HIGH <= 65535")
+        raise ValueError(f"must be `LOW-HIGH` with {_LOWEST_PORT} <= LOW < HIGH <= 65535")
     return block
 
 
-# How a value of each kind is read from TOML, or (``from_env``) from its variable's string.
+# How a value of each kind is read from TOML, or (``from_env``) from its variable's string;
+# a ValueError says what is allowed, and becomes a ConfigError naming the key.
 _READERS: dict[str, Callable[[Any, bool], Any]] = {
     "str": _text,
     "path": _text,
@@ -311,7 +308,7 @@ def _read(k: Key, raw: Any, source: str, root: Path) -> Any:
     """``raw`` (from ``source``) read, checked and typed as key ``k``."""
     try:
         value = _READERS[k.kind](raw, source.startswith("DOCKYARD_"))
-    except _Bad as exc:
+    except ValueError as exc:
         raise ConfigError(k.name, raw, str(exc), source=source) from None
     if k.check is not None and (problem := k.check(value)) is not None:
         raise ConfigError(k.name, raw, problem, source=source)
