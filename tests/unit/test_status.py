@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from invoke.context import Context
 from dockyard.cli.tasks import status
 from dockyard.pool.berth import BerthPool
 from dockyard.pool.leasing import acquire_from
+from dockyard.sessions import keeper_client
 from dockyard.settings import Settings
 from dockyard.shards.core import Counts, ShardRun, summary_data
 from dockyard.ui import console as output
@@ -93,6 +96,24 @@ def test_status_table_names_the_holder_and_its_age(
     assert rows[0][7] in ("0s", "1s")
     assert rows[1][:2] == ["1", "free"]
     assert "\x1b[" not in out
+
+
+def test_a_keepers_berth_reads_dockyard_up_and_down_finds_it(
+    project: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.find_spec("dockyard.sessions.keeper")
+    assert spec is not None
+    assert spec.origin is not None
+    # What `python -m dockyard.sessions.keeper` puts in argv, and so in the lease record.
+    monkeypatch.setattr(sys, "argv", [spec.origin, str(project.root), "build"])
+    berth = acquire_from([BerthPool(project)], timeout=1, reaper=None)
+    try:
+        status(Context())
+        kept = keeper_client.kept_berths(project)
+    finally:
+        berth.release()
+    assert [record.index for record in kept] == [0]
+    assert table_rows(capsys.readouterr().out)[1][5] == "dockyard up"
 
 
 def test_the_parallel_summary_as_json(tmp_path: Path) -> None:
