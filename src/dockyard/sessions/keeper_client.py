@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -39,14 +40,15 @@ def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter =
         text=True,
         cwd=settings.root,
     )
-    for line in proc.stdout or ():
-        message = json.loads(line)
-        if replay(message, progress):
-            continue
-        if "berth" in message:
-            return dict(message["berth"])
-        proc.wait()
-        raise DockyardError.from_json(message["error"])
+    with proc.stdout or io.StringIO() as answers:  # closed whichever way this ends
+        for line in answers:
+            message = json.loads(line)
+            if replay(message, progress):
+                continue
+            if "berth" in message:
+                return dict(message["berth"])
+            proc.wait()
+            raise DockyardError.from_json(message["error"])
     proc.wait()
     raise DockyardError(f"the keeper process exited ({proc.returncode}) before the stack was up")
 
