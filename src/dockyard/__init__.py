@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     )
     from dockyard.pool.berth import Berth, BerthPool, BerthStatus, State
     from dockyard.pool.lease import LeaseRecord
+    from dockyard.portblock import PortBlock
     from dockyard.sessions.api import acquire_berth, running_stack
     from dockyard.settings import Settings, load_settings
     from dockyard.stack.fresh import FreshState
@@ -51,6 +52,7 @@ _WHERE = {
     "StackUnhealthy": "errors",
     "FreshState": "stack.fresh",
     "LeaseRecord": "pool.lease",
+    "PortBlock": "portblock",
     "Reporter": "ui.progress",
     "Settings": "settings",
     "load_settings": "settings",
@@ -70,6 +72,7 @@ __all__ = [
     "LeaseRecord",
     "LockDirError",
     "NoFreeBerth",
+    "PortBlock",
     "Reporter",
     "ServiceState",
     "Settings",

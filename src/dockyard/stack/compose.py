@@ -18,7 +18,7 @@ from typing import Any
 from dockyard.engine.endpoints import compose_version
 from dockyard.engine.images import BuildSpec
 from dockyard.errors import ComposeError, ConfigError
-from dockyard.pool.ports import PublishedPort, layout
+from dockyard.pool.ports import PortBlock, PublishedPort, layout
 from dockyard.settings import Settings
 from dockyard.stack.memo import effective_config
 
@@ -163,7 +163,7 @@ class ComposeModel:
             for p in svc.get("ports", [])
         ]
 
-    def port_map(self, block: range) -> dict[PublishedPort, int]:
+    def port_map(self, block: PortBlock) -> dict[PublishedPort, int]:
         """Host port of each published port inside ``block``; ConfigError when they do not fit."""
         published = self.published()
         if len(set(published)) > len(block):
@@ -266,7 +266,7 @@ class ComposeModel:
                     return f"{path.relative_to(self.settings.root)}:{number}"
         return str(self.settings.compose_files[0].relative_to(self.settings.root))
 
-    def override(self, project: str, block: range, labels: Mapping[str, str]) -> str:
+    def override(self, project: str, block: PortBlock, labels: Mapping[str, str]) -> str:
         """The override file of one berth, as YAML text (JSON scalars are valid YAML)."""
         ports = self.port_map(block)
         images = {spec.service: spec.image for spec in self.build_specs()}

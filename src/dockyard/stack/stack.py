@@ -211,7 +211,7 @@ class Stack:
         return {
             "index": self.berth.index,
             "project": self.project,
-            "port_block": [self.berth.port_block.start, self.berth.port_block.stop - 1],
+            "port_block": self.berth.port_block.to_json(),
             "ports": {svc: {str(k): v for k, v in ports.items()} for svc, ports in self.berth.ports.items()},
             "addresses": {
                 svc: {str(k): "{}:{}".format(*self.address(svc, k)) for k in ports}
@@ -252,8 +252,7 @@ class Stack:
         try:
             if build:
                 self.build()
-            block = (self.berth.port_block.start, self.berth.port_block.stop - 1)
-            self.progress.stack_starting(self.project, sorted(self.model.services), block)
+            self.progress.stack_starting(self.project, sorted(self.model.services), self.berth.port_block)
             # Compose creates everything (networks, volumes, containers) in one call; dockyard
             # then starts the containers level by level of `depends_on`, probing each
             # service's own health check at a fine interval. `up --wait` could only notice
