@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +18,8 @@ from dockyard.pool.reaping import reap_berth
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel
-from dockyard.stack.stack import Progress, Stack, _quiet
+from dockyard.stack.stack import Stack
+from dockyard.ui.progress import SILENT, Reporter
 
 BERTH_ENV = "DOCKYARD_BERTH"  # how a process holding a berth hands it to its children
 
@@ -63,7 +64,9 @@ def acquire_berth(
 
 
 @contextmanager
-def running_stack(settings: Settings | None = None, *, progress: Progress = _quiet) -> Iterator[Stack]:
+def running_stack(
+    settings: Settings | None = None, *, progress: Reporter | Callable[[str], None] = SILENT
+) -> Iterator[Stack]:
     """Acquire a berth, start the stack healthy in it, yield it, tear it all down."""
     settings = settings or load_settings()
     with acquire_berth(settings, with_ports=False) as berth:
