@@ -36,7 +36,7 @@ class Field:
     """One configuration key: how to read it, check it, and explain it."""
 
     name: str
-    kind: str  # "str", "int", "float", "bool", "list", "range", "path"
+    kind: str  # "str", "int", "float", "bool", "list", "range", "path", "table"
     default: Any
     help: str
     check: Callable[[Any], str | None] | None = None  # returns the "allowed" text when bad
@@ -65,6 +65,23 @@ def _endpoints(value: list[str]) -> str | None:
     return (
         f"must be engine endpoints like unix:///var/run/docker.sock or ssh://user@host, not {bad[0]!r}" if bad else None
     )
+
+
+# What a wait strategy looks like; dockyard.stack.waits parses it (this only checks the shape).
+_WAIT = re.compile(r"^(http://:\d{1,5}(/\S*)?|tcp://:\d{1,5}|log:.+|exit:0)$")
+
+
+def _services(value: dict[str, Any]) -> str | None:
+    for name, table in value.items():
+        if not isinstance(table, dict) or set(table) - {"wait"}:
+            got = sorted(table) if isinstance(table, dict) else table
+            return f'must be tables of `wait = "..."` per service; [{name}] has {got!r}'
+        wait = table.get("wait")
+        if wait is not None and (not isinstance(wait, str) or not _WAIT.match(wait)):
+            return (
+                f'[{name}] wait must be one of "http://:PORT/PATH", "tcp://:PORT", "log:TEXT" or "exit:0", not {wait!r}'
+            )
+    return None
 
 
 FIELDS: tuple[Field, ...] = (
@@ -115,6 +132,22 @@ FIELDS: tuple[Field, ...] = (
         "one (DOCKER_HOST, else the Docker context).",
         _endpoints,
     ),
+    Field(
+        "mask",
+        "list",
+        [],
+        "Values masked wherever dockyard writes, beside the secrets it finds itself (URL passwords, "
+        "secret-looking keys and variables, compose `secrets:` files).",
+    ),
+    Field(
+        "services",
+        "table",
+        {},
+        'Per-service settings, `[tool.dockyard.services.NAME]`: `wait = "http://:8000/health"`, '
+        '`"tcp://:5432"`, `"log:TEXT"` or `"exit:0"` for a service without a health check '
+        "(JSON in the environment variable).",
+        _services,
+    ),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -140,12 +173,19 @@ class Settings:
     base_image_arg: str
     runner: str = "auto"
     engines: tuple[str, ...] = ()
+    mask: tuple[str, ...] = ()
+    # (service, ((key, value), ...)) pairs, sorted: a mapping would make Settings unhashable.
+    services: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def port_block(self, index: int) -> range:
         """The host ports of berth ``index``."""
         start = self.port_range[0] + index * self.block_size
         return range(start, start + self.block_size)
+
+    def service(self, name: str) -> dict[str, str]:
+        """The ``[tool.dockyard.services.NAME]`` table of service ``name`` ({} when there is none)."""
+        return dict(dict(self.services).get(name, ()))
 
     def project_name(self, index: int) -> str:
         """Compose project of berth ``index``: unique on the host because its block is."""
@@ -157,7 +197,8 @@ def _coerce(f: Field, raw: Any, source: str) -> Any:  # noqa: PLR0911, PLR0912 -
     from_env = source.startswith("DOCKYARD_")
 
     def bad(allowed: str) -> ConfigError:
-        return ConfigError(f.name, raw, allowed, source=source)
+        # The values of `mask` are secrets: an error names the key, never them.
+        return ConfigError(f.name, "(not shown)" if f.name == "mask" else raw, allowed, source=source)
 
     if f.kind in ("str", "path"):
         if not isinstance(raw, str) or not raw:
@@ -186,6 +227,15 @@ def _coerce(f: Field, raw: Any, source: str) -> Any:  # noqa: PLR0911, PLR0912 -
         return raw
     if f.kind == "range":
         return _parse_range(f, raw, source)
+    if f.kind == "table":
+        if from_env and isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raise bad("must be a JSON object") from None
+        if not isinstance(raw, dict):
+            raise bad("must be a table")
+        return raw
     raise AssertionError(f.kind)  # pragma: no cover - FIELDS is closed
 
 
@@ -287,6 +337,8 @@ def load_settings(root: str | os.PathLike[str] | None = None, env: Mapping[str, 
         base_image_arg=values["base_image_arg"],
         runner=values["runner"],
         engines=tuple(values["engines"]),
+        mask=tuple(values["mask"]),
+        services=tuple(sorted((name, tuple(sorted(table.items()))) for name, table in values["services"].items())),
         sources=sources,
     )
 

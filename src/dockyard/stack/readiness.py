@@ -105,7 +105,7 @@ class Readiness:
                 detail = looks.strategies[name].name if name in looks.strategies else ""
                 self.reporter.report(name, state, name in looks.done, f"waiting for {detail}" if detail else "")
             if failed:
-                return Unready(", ".join(self._failure(n, states[n], looks.seen.get(n)) for n in failed), tuple(failed))
+                return Unready(", ".join(self._failure(n, states[n], looks) for n in failed), tuple(failed))
             pending = [n for n in wanted if n not in looks.done]
             if not pending:
                 return None
@@ -139,10 +139,11 @@ class Readiness:
                 return None
         return looks.inspected[container]
 
-    def _failure(self, name: str, state: ServiceState, seen: Seen | None) -> str:
-        if seen is not None and seen.failed:
-            return f"service {name!r} {seen.detail}"
-        return f"service {name!r} {self.reporter.why(state)}"
+    def _failure(self, name: str, state: ServiceState, looks: _Looks) -> str:
+        seen = looks.seen.get(name)
+        why = seen.detail if seen is not None and seen.failed else self.reporter.why(state)
+        strategy = looks.strategies.get(name)
+        return f"service {name!r} {why}" + (f" (waiting for {strategy.name})" if strategy else "")
 
     def _timed_out(self, pending: list[str], looks: _Looks) -> Unready:
         for name in pending:

@@ -10,6 +10,7 @@ all talking to Compose through :mod:`~dockyard.stack.project`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -25,6 +26,8 @@ from dockyard.stack.override import Override
 from dockyard.stack.project import ComposeProject
 from dockyard.stack.readiness import Readiness, Unready
 from dockyard.stack.services import ServiceState
+from dockyard.stack.waits.choice import Chooser
+from dockyard.stack.waits.protocol import WaitStrategy
 from dockyard.ui.progress import SILENT, Reporter, as_reporter
 
 if TYPE_CHECKING:
@@ -58,7 +61,11 @@ class Stack:
         self.compose_project = ComposeProject(settings, berth, self.override.path, self.redact)
         self.addresses = Addresses(settings, berth, self.model, self.compose_project)
         self.readiness = Readiness(
-            self.compose_project, lambda: list(self.model.services), settings.health_timeout, self.progress
+            self.compose_project,
+            lambda: list(self.model.services),
+            settings.health_timeout,
+            self.progress,
+            chooser=self._choose,
         )
         self.evidence = Evidence(settings, self.compose_project, self.model)
         self.lifecycle = Lifecycle(
@@ -71,6 +78,14 @@ class Stack:
             on_unready=self._fail,
         )
         self.control = Control(settings, self.compose_project, self.lifecycle)
+
+    @cached_property
+    def chooser(self) -> Chooser:
+        """Which wait strategy each service gets (the configured ``wait`` specs, checked)."""
+        return Chooser.of(self.model, self.settings)
+
+    def _choose(self, service: str, info: dict[str, Any]) -> WaitStrategy:
+        return self.chooser(service, info)
 
     def _fail(self, unready: Unready) -> NoReturn:
         self.evidence.fail(unready.reason, unready.services, teardown=self.down, ports=self.describe()["ports"])
@@ -130,6 +145,7 @@ class Stack:
 
     def up(self, *, build: bool = True) -> None:
         """Start every service and wait until all are ready, or fail with the evidence."""
+        self.chooser  # noqa: B018 - a bad `wait` spec fails here, before anything is started
         self.lifecycle.up(build=build)
 
     def down(self) -> None:
