@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from dockyard.stack.waits.protocol import Seen, Target
 
@@ -12,8 +13,9 @@ SETTLE = 2.0  # seconds a container must keep running: a crash at start happens 
 class Settle:
     """Running, without a restart, for ``seconds``; or exited 0."""
 
-    def __init__(self, seconds: float = SETTLE) -> None:
+    def __init__(self, seconds: float = SETTLE, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
+        self.clock = clock
         self.name = f"{seconds:g}s of running (no health check, wait strategy or published port)"
         self._since: dict[str, float] = {}  # StartedAt of a run -> when it was first seen running here
 
@@ -32,8 +34,8 @@ class Settle:
             return Seen.not_yet("container is gone")
         if now.get("Status") != "running":
             return Seen.not_yet(f"container is {now.get('Status')}")
-        since = self._since.setdefault(str(now.get("StartedAt")), time.monotonic())
-        running = time.monotonic() - since
+        since = self._since.setdefault(str(now.get("StartedAt")), self.clock())
+        running = self.clock() - since
         if running >= self.seconds:
             return Seen(ready=True)
         return Seen.not_yet(f"running for {running:.1f}s of {self.seconds:g}s")
