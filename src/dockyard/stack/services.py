@@ -26,7 +26,10 @@ class ServiceState:
 
     @property
     def ready(self) -> bool:
-        """Running and healthy (or running without a health check), or a one-shot that succeeded."""
+        """Running and healthy (or running without a health check), or a one-shot that succeeded.
+
+        The engine's view only: when a start may go on is the wait strategy's call (readiness).
+        """
         return (self.state == "running" and self.health in ("healthy", "")) or (
             self.state == "exited" and self.exit_code == 0
         )
