@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from dockyard.sessions.api import acquire_berth, running_stack
     from dockyard.settings import Settings, load_settings
     from dockyard.stack.fresh import FreshState
-    from dockyard.stack.stack import ServiceState, Stack
+    from dockyard.stack.services import ServiceState
+    from dockyard.stack.stack import Stack
     from dockyard.ui.progress import Reporter
 
 _WHERE = {
@@ -56,7 +57,7 @@ _WHERE = {
     "Reporter": "ui.progress",
     "Settings": "settings",
     "load_settings": "settings",
-    "ServiceState": "stack.stack",
+    "ServiceState": "stack.services",
     "Stack": "stack.stack",
 }
 __all__ = [

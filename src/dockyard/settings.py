@@ -48,9 +48,10 @@ class Key:
     default: Any  # as written in pyproject.toml; None: computed from the other keys
     help: str
     check: Callable[[Any], str | None] | None = None  # returns the "allowed" text when bad
+    secret: bool = False  # its values are secrets: an error names the key, never them
     name: str = ""
     type: Any = None  # the field's type: what the value becomes
-    kind: str = ""  # how it is written: "str", "int", "float", "bool", "list", "range", "path"
+    kind: str = ""  # how it is written: "str", "int", "float", "bool", "list", "range", "path", "table"
 
     @property
     def env(self) -> str:
@@ -74,6 +75,25 @@ def _prefix(value: str) -> str | None:
     if _PROJECT_PREFIX.match(value):
         return None
     return "must be 1-40 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
+
+
+# What a wait strategy looks like; dockyard.stack.waits parses it (this only checks the shape).
+_WAIT = re.compile(r"^(http://:\d{1,5}(/\S*)?|tcp://:\d{1,5}|log:.+|exit:0)$")
+# (service, ((key, value), ...)) pairs, sorted: a mapping would make Settings unhashable.
+ServiceTables = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+def _services(value: ServiceTables) -> str | None:
+    for name, table in value:
+        keys = {key for key, _ in table}
+        if keys - {"wait"}:
+            return f'must be tables of `wait = "..."` per service; [{name}] has {sorted(keys)!r}'
+        wait = dict(table).get("wait")
+        if wait is not None and (not isinstance(wait, str) or not _WAIT.match(wait)):
+            return (
+                f'[{name}] wait must be one of "http://:PORT/PATH", "tcp://:PORT", "log:TEXT" or "exit:0", not {wait!r}'
+            )
+    return None
 
 
 def _endpoints(value: list[str]) -> str | None:
@@ -139,11 +159,34 @@ class Settings:
             _endpoints,
         ),
     ]
+    mask: Annotated[
+        tuple[str, ...],
+        Key(
+            [],
+            "Values masked wherever dockyard writes, beside the secrets it finds itself (URL passwords, "
+            "secret-looking keys and variables, compose `secrets:` files).",
+            secret=True,
+        ),
+    ]
+    services: Annotated[
+        ServiceTables,
+        Key(
+            {},
+            'Per-service settings, `[tool.dockyard.services.NAME]`: `wait = "http://:8000/health"`, '
+            '`"tcp://:5432"`, `"log:TEXT"` or `"exit:0"` for a service without a health check '
+            "(JSON in the environment variable).",
+            _services,
+        ),
+    ]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def port_block(self, index: int) -> PortBlock:
         """The host ports of berth ``index``."""
         return self.port_range.block(index, self.block_size)
+
+    def service(self, name: str) -> dict[str, str]:
+        """The ``[tool.dockyard.services.NAME]`` table of service ``name`` ({} when there is none)."""
+        return dict(dict(self.services).get(name, ()))
 
     def project_name(self, index: int) -> str:
         """Compose project of berth ``index``: unique on the host because its block is."""
@@ -161,6 +204,7 @@ def _kind(hint: Any) -> str:
         PortBlock: "range",
         tuple[str, ...]: "list",
         tuple[Path, ...]: "list",
+        ServiceTables: "table",
     }
     if hint not in kinds:
         raise TypeError(f"a [tool.dockyard] key cannot be a {hint}; it can be one of {', '.join(map(str, kinds))}")
@@ -232,6 +276,17 @@ def _range(raw: Any, _from_env: bool) -> PortBlock:
     return block
 
 
+def _table(raw: Any, from_env: bool) -> ServiceTables:
+    if from_env and isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ValueError("must be a JSON object") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ValueError("must be a table of tables, one per service")
+    return tuple(sorted((str(name), tuple(sorted(table.items()))) for name, table in raw.items()))
+
+
 # How a value of each kind is read from TOML, or (``from_env``) from its variable's string;
 # a ValueError says what is allowed, and becomes a ConfigError naming the key.
 _READERS: dict[str, Callable[[Any, bool], Any]] = {
@@ -242,6 +297,7 @@ _READERS: dict[str, Callable[[Any, bool], Any]] = {
     "float": _number(float),
     "list": _list,
     "range": _range,
+    "table": _table,
 }
 
 
@@ -309,9 +365,9 @@ def _read(k: Key, raw: Any, source: str, root: Path) -> Any:
     try:
         value = _READERS[k.kind](raw, source.startswith("DOCKYARD_"))
     except ValueError as exc:
-        raise ConfigError(k.name, raw, str(exc), source=source) from None
+        raise ConfigError(k.name, "(not shown)" if k.secret else raw, str(exc), source=source) from None
     if k.check is not None and (problem := k.check(value)) is not None:
-        raise ConfigError(k.name, raw, problem, source=source)
+        raise ConfigError(k.name, "(not shown)" if k.secret else raw, problem, source=source)
     return _typed(k, value, root)
 
 

@@ -17,7 +17,7 @@ from dockyard.pool.leasing import acquire_from
 from dockyard.portblock import PortBlock
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel, compose_command
-from dockyard.stack.evidence import MASK, Redactor
+from dockyard.stack.masking import MASK, Redactor
 from dockyard.stack.stack import Stack
 
 MakeSettings = Callable[..., Settings]

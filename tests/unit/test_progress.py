@@ -1,6 +1,6 @@
 """The progress seam and its two faces: plain lines for CI and pipes, a rich live display for terminals.
 
-No Docker: the events are fed by hand, as :mod:`dockyard.engine.images` and :mod:`dockyard.stack.stack`
+No Docker: the events are fed by hand, as :mod:`dockyard.engine.images` and :mod:`dockyard.stack.readiness`
 would send them.
 """
 
@@ -10,7 +10,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,9 +20,9 @@ from dockyard.pool.berth import Berth
 from dockyard.pool.lease import LeaseRecord
 from dockyard.portblock import PortBlock
 from dockyard.sessions.run import summarise
-from dockyard.settings import Settings
 from dockyard.shards.view import LiveShards, PlainShards, last_note, shard_view
-from dockyard.stack.stack import ServiceState, Stack
+from dockyard.stack.readiness import StateReporter
+from dockyard.stack.services import ServiceState
 from dockyard.ui import console as output
 from dockyard.ui.console import human_age, is_plain, reporter, say, summary
 from dockyard.ui.live import LiveReporter
@@ -272,28 +272,20 @@ def test_human_age(seconds: float, shown: str) -> None:
     assert human_age(seconds) == shown
 
 
-def stack_reporting_to(lines: list[str], make_settings: Callable[..., Settings]) -> Stack:
-    """A Stack with just what its state mapping needs (settings, a reporter): no berth, no Docker."""
-    stack = object.__new__(Stack)
-    stack.settings = make_settings(health_timeout=9)
-    stack.progress = as_reporter(Lines(lines.append, Clock()))
-    return stack
-
-
-def test_engine_states_map_to_progress_states(make_settings: Callable[..., Settings]) -> None:
+def test_engine_states_map_to_progress_states() -> None:
     lines: list[str] = []
-    stack = stack_reporting_to(lines, make_settings)
+    states = StateReporter(as_reporter(Lines(lines.append, Clock())), health_timeout=9)
 
     def state(state: str, health: str = "", code: int | None = None) -> ServiceState:
         return ServiceState("db", "demo-db-1", state, health, code)
 
-    stack._report("db", None, probed=False)
-    stack._report("db", state("created"), probed=False)
-    stack._report("db", state("running", "starting"), probed=False)
-    stack._report("db", state("running", "starting"), probed=True)
-    stack._report("db", state("running", "healthy"), probed=False)
-    stack._report("db", state("running", "unhealthy"), probed=False)
-    stack._report("db", state("exited", code=3), probed=False)
+    states.report("db", None, passed=False)
+    states.report("db", state("created"), passed=False)
+    states.report("db", state("running", "starting"), passed=False)
+    states.report("db", state("running", "starting"), passed=True)
+    states.report("db", state("running", "healthy"), passed=False)
+    states.report("db", state("running", "unhealthy"), passed=False)
+    states.report("db", state("exited", code=3), passed=False)
     assert lines == [
         "db: waiting",
         "db: probing health",

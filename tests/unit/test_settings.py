@@ -247,7 +247,7 @@ def test_block_smaller_than_published_ports(make_settings: Callable[..., Setting
 def test_every_field_but_root_and_sources_is_a_declared_key() -> None:
     assert [f.name for f in fields(Settings)] == ["root", *(k.name for k in KEYS), "sources"]
     assert all(k.env == f"DOCKYARD_{k.name.upper()}" for k in KEYS)
-    assert {k.kind for k in KEYS} == {"str", "int", "float", "bool", "list", "range", "path"}
+    assert {k.kind for k in KEYS} == {"str", "int", "float", "bool", "list", "range", "path", "table"}
 
 
 def test_unknown_key_lists_the_known_ones_in_declaration_order(write_project: WriteProject, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,8 +17,8 @@ from dockyard.pool.reaping import reap_berth
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel
-from dockyard.stack.stack import Progress, Stack
-from dockyard.ui.progress import SILENT
+from dockyard.stack.stack import Stack
+from dockyard.ui.progress import SILENT, Reporter
 
 BERTH_ENV = "DOCKYARD_BERTH"  # how a process holding a berth hands it to its children
 
@@ -63,7 +63,9 @@ def acquire_berth(
 
 
 @contextmanager
-def running_stack(settings: Settings | None = None, *, progress: Progress = SILENT) -> Iterator[Stack]:
+def running_stack(
+    settings: Settings | None = None, *, progress: Reporter | Callable[[str], None] = SILENT
+) -> Iterator[Stack]:
     """Acquire a berth, start the stack healthy in it, yield it, tear it all down."""
     settings = settings or load_settings()
     with acquire_berth(settings, with_ports=False) as berth:
@@ -90,7 +92,7 @@ def handed_down(settings: Settings) -> Stack | None:
     return stack_of(settings, LeaseRecord.from_json(data["record"]), Path(data["lock_path"]))
 
 
-def stack_of(settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Progress = SILENT) -> Stack:
+def stack_of(settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Reporter = SILENT) -> Stack:
     """The stack in a berth another process holds (its lease record and lock), to act on it."""
     berth = Berth(record.index, record.project, record.port_block, lock_path, record)
     return Stack(settings, berth, progress=progress)

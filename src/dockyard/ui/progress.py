@@ -1,6 +1,6 @@
 """The progress seam: what dockyard tells while images build and services become healthy.
 
-:mod:`dockyard.engine.images` and :mod:`dockyard.stack.stack` report events to a :class:`Reporter`;
+:mod:`dockyard.engine.images` and :mod:`dockyard.stack` report events to a :class:`Reporter`;
 how (or whether) they are shown is the reporter's business. The default is :data:`SILENT`,
 so a library user sees nothing. The front doors pick a reporter for the terminal
 (:func:`dockyard.ui.console.reporter`): a rich live display on an interactive terminal, one
