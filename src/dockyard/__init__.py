@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     )
     from dockyard.pool.berth import Berth, BerthPool, BerthStatus, State
     from dockyard.pool.lease import LeaseRecord
+    from dockyard.portblock import PortBlock
     from dockyard.sessions.api import acquire_berth, running_stack
     from dockyard.settings import Settings, load_settings
     from dockyard.stack.fresh import FreshState
-    from dockyard.stack.stack import ServiceState, Stack
+    from dockyard.stack.services import ServiceState
+    from dockyard.stack.stack import Stack
     from dockyard.ui.progress import Reporter
 
 _WHERE = {
@@ -51,10 +53,11 @@ _WHERE = {
     "StackUnhealthy": "errors",
     "FreshState": "stack.fresh",
     "LeaseRecord": "pool.lease",
+    "PortBlock": "portblock",
     "Reporter": "ui.progress",
     "Settings": "settings",
     "load_settings": "settings",
-    "ServiceState": "stack.stack",
+    "ServiceState": "stack.services",
     "Stack": "stack.stack",
 }
 __all__ = [
@@ -70,6 +73,7 @@ __all__ = [
     "LeaseRecord",
     "LockDirError",
     "NoFreeBerth",
+    "PortBlock",
     "Reporter",
     "ServiceState",
     "Settings",

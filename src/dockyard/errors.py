@@ -1,13 +1,21 @@
 """One exception root; every error carries its evidence and says what to do.
 
+Every error dockyard raises on purpose is a :class:`DockyardError` (and the standard
+exception it is a kind of, where one fits). Errors cross processes: the ``dockyard up``
+keeper sends its error to the front door as JSON (:meth:`DockyardError.to_json`), and a
+process pool (``multiprocessing``, ``concurrent.futures``) pickles them; both keep the
+error's class, message, remedy, exit code, notes and its own attributes.
+
 Exit codes are a contract (DESIGN.md): scripts and CI templates branch on them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from enum import IntEnum
 from pathlib import Path
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 
 class ExitCode(IntEnum):
@@ -29,14 +37,25 @@ class ExitCode(IntEnum):
     BAD_CONFIGURATION = 78  # EX_CONFIG: a [tool.dockyard] key, a compose file or the lock directory
 
 
+# What every error has; everything else in an error's ``__dict__`` is its own evidence.
+_COMMON = frozenset({"message", "remedy", "exit_code", "__notes__"})
+
+
 class DockyardError(Exception):
     """Root of every error dockyard raises on purpose.
 
     ``remedy`` is the sentence telling the user what to do next; front doors print the
     message and the remedy, never a traceback.
+
+    A subclass declares the attributes it carries as class annotations: they are what
+    :meth:`from_json` turns back into their types (a :class:`~pathlib.Path`, a tuple).
+    Pickling and :meth:`to_json` need nothing else from a subclass, whatever its
+    ``__init__`` takes.
     """
 
     exit_code: ExitCode = ExitCode.FAILURE
+    message: str
+    remedy: str | None
 
     def __init__(self, message: str, *, remedy: str | None = None) -> None:
         super().__init__(message)
@@ -48,11 +67,97 @@ class DockyardError(Exception):
             return f"{self.message}\n  -> {self.remedy}"
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default (``cls(*self.args)``) calls ``__init__`` with the message alone, which
+        # fails for every subclass taking its evidence as arguments: restore the state instead.
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
 
-class ConfigError(DockyardError):
+    def to_json(self) -> dict[str, Any]:
+        """This error as JSON-able data, for :meth:`from_json` in another process."""
+        return {
+            "type": _name(type(self)),
+            "message": self.message,
+            "remedy": self.remedy,
+            "exit_code": int(self.exit_code),
+            "notes": list(getattr(self, "__notes__", ())),
+            "attributes": {k: _plain(v) for k, v in vars(self).items() if k not in _COMMON},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DockyardError:
+        """The error :meth:`to_json` described, as its own class.
+
+        A class this process does not know (a keeper of another version) arrives as a plain
+        :class:`DockyardError` with the message, remedy and exit code it was sent with.
+        """
+        kind = {_name(k): k for k in _kinds()}.get(str(data.get("type")), DockyardError)
+        hints = get_type_hints(kind)
+        state: dict[str, Any] = {
+            name: _typed(hints.get(name), value) for name, value in dict(data.get("attributes") or {}).items()
+        }
+        state["message"], state["remedy"] = str(data["message"]), data.get("remedy")
+        exit_code = ExitCode(data.get("exit_code", kind.exit_code))
+        if exit_code is not kind.exit_code:
+            state["exit_code"] = exit_code
+        if data.get("notes"):
+            state["__notes__"] = [str(note) for note in data["notes"]]
+        return _restore(kind, (state["message"],), state)
+
+
+def _restore(kind: type[DockyardError], args: tuple[Any, ...], state: Mapping[str, Any]) -> DockyardError:
+    """An instance of ``kind`` with ``args`` and ``state``, without calling its ``__init__``."""
+    error = kind.__new__(kind, *args)
+    error.args = args  # OSError's __new__ leaves them to __init__ in a subclass with its own
+    error.__dict__.update(state)
+    return error
+
+
+def _kinds(root: type[DockyardError] = DockyardError) -> Iterator[type[DockyardError]]:
+    """``root`` and every subclass of it defined so far."""
+    yield root
+    for sub in root.__subclasses__():
+        yield from _kinds(sub)
+
+
+def _name(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON can carry it: paths as strings, tuples as lists, anything else unknown as text."""
+    if value is None or isinstance(value, str | int | float):  # bool and IntEnum are ints
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value)
+
+
+def _typed(hint: Any, value: Any) -> Any:
+    """``value`` read back from JSON as the type its annotation ``hint`` names."""
+    if get_origin(hint) in (Union, UnionType):
+        options = [arg for arg in get_args(hint) if arg is not type(None)]
+        hint = options[0] if len(options) == 1 else None
+    if value is None or hint is None:
+        return value
+    if hint is Path:
+        return Path(value)
+    if get_origin(hint) is tuple and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+class ConfigError(DockyardError, ValueError):
     """A ``[tool.dockyard]`` key (or its ``DOCKYARD_<KEY>`` override) is wrong."""
 
     exit_code = ExitCode.BAD_CONFIGURATION
+    key: str
+    value: object
+    allowed: str
+    source: str
 
     def __init__(self, key: str, value: object, allowed: str, *, source: str = "") -> None:
         where = f" (from {source})" if source else ""
@@ -63,6 +168,8 @@ class ConfigError(DockyardError):
         )
         self.key = key
         self.value = value
+        self.allowed = allowed
+        self.source = source
 
 
 class LockDirError(DockyardError):
@@ -85,6 +192,7 @@ class NoFreeBerth(DockyardError, TimeoutError):
     """
 
     exit_code = ExitCode.NO_FREE_BERTH
+    lock_dir: str
 
     def __init__(self, message: str, *, lock_dir: str, holders: Iterable[str]) -> None:
         listing = "\n".join(f"  {line}" for line in holders)
@@ -100,6 +208,8 @@ class StackUnhealthy(DockyardError):
     """A service did not become healthy, or exited, while the stack started."""
 
     exit_code = ExitCode.STACK_UNHEALTHY
+    services: tuple[str, ...]
+    bundle: str | None
 
     def __init__(self, message: str, *, services: Iterable[str], bundle: str | None) -> None:
         remedy = f"see the artifact bundle in {bundle}" if bundle else None
@@ -110,6 +220,9 @@ class StackUnhealthy(DockyardError):
 
 class ComposeError(DockyardError):
     """A compose command failed; carries the command, exit code and the stderr tail."""
+
+    returncode: int
+    stderr_tail: str
 
     def __init__(self, action: str, command: Iterable[str], returncode: int, stderr: str) -> None:
         tail = "\n".join(stderr.strip().splitlines()[-10:])
@@ -122,11 +235,14 @@ class ComposeError(DockyardError):
 
 
 class BuildError(DockyardError):
-    """An image build failed; carries the last lines of the build output."""
+    """An image build failed; the message carries the last lines of the build output."""
 
 
-class CorruptRecord(ValueError):
+class CorruptRecord(DockyardError, ValueError):
     """A lease record that cannot be parsed; carries the path so it can be reported."""
+
+    path: Path
+    problem: str
 
     def __init__(self, path: Path, problem: str) -> None:
         super().__init__(f"lease record {path} is corrupt ({problem})")

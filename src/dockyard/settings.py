@@ -1,8 +1,11 @@
 """``[tool.dockyard]`` parsed into one typed, validated object.
 
-Every key is declared once, in ``FIELDS``: its type, default, help text and check. The same
-table drives parsing, ``DOCKYARD_<KEY>`` overrides and the generated config reference, so
-they cannot drift apart (nox keeps its options the same way, in ``_options.py``).
+Every key is declared once, as a field of :class:`Settings` annotated
+``Annotated[<type>, Key(default, help, check)]``: the field's name is the key, its type what
+the value becomes, and its :class:`Key` holds the default, the help text and the check.
+:data:`KEYS`, read from those fields, drives parsing, the ``DOCKYARD_<KEY>`` overrides and the
+generated config reference, so they cannot drift apart (nox keeps its options the same way,
+in ``_options.py``). Adding a key is adding one field.
 """
 
 from __future__ import annotations
@@ -13,17 +16,19 @@ import re
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args, get_origin, get_type_hints
 
 from dockyard.errors import ConfigError
+from dockyard.portblock import PortBlock
 
 _PROJECT_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 # More berths than this would exhaust Docker's default bridge address pools (31 /16 networks).
 _DEFAULT_BERTH_CAP = 16
+_LOWEST_PORT = 1024  # below this binding needs privileges
 
 
 def _default_lock_dir() -> str:
@@ -32,14 +37,26 @@ def _default_lock_dir() -> str:
 
 
 @dataclass(frozen=True)
-class Field:
-    """One configuration key: how to read it, check it, and explain it."""
+class Key:
+    """One configuration key: how to read it, check it, and explain it.
 
-    name: str
-    kind: str  # "str", "int", "float", "bool", "list", "range", "path"
-    default: Any
+    Declared in the annotation of a :class:`Settings` field,
+    ``Annotated[<type>, Key(default, help, check)]``; ``name``, ``type`` and ``kind`` come
+    from the field.
+    """
+
+    default: Any  # as written in pyproject.toml; None: computed from the other keys
     help: str
     check: Callable[[Any], str | None] | None = None  # returns the "allowed" text when bad
+    secret: bool = False  # its values are secrets: an error names the key, never them
+    name: str = ""
+    type: Any = None  # the field's type: what the value becomes
+    kind: str = ""  # how it is written: "str", "int", "float", "bool", "list", "range", "path", "table"
+
+    @property
+    def env(self) -> str:
+        """The environment variable overriding the key."""
+        return f"DOCKYARD_{self.name.upper()}"
 
 
 def _positive(value: float) -> str | None:
@@ -60,6 +77,25 @@ def _prefix(value: str) -> str | None:
     return "must be 1-40 characters of a-z, 0-9, '-' or '_', starting with a letter or digit"
 
 
+# What a wait strategy looks like; dockyard.stack.waits parses it (this only checks the shape).
+_WAIT = re.compile(r"^(http://:\d{1,5}(/\S*)?|tcp://:\d{1,5}|log:.+|exit:0)$")
+# (service, ((key, value), ...)) pairs, sorted: a mapping would make Settings unhashable.
+ServiceTables = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+
+def _services(value: ServiceTables) -> str | None:
+    for name, table in value:
+        keys = {key for key, _ in table}
+        if keys - {"wait"}:
+            return f'must be tables of `wait = "..."` per service; [{name}] has {sorted(keys)!r}'
+        wait = dict(table).get("wait")
+        if wait is not None and (not isinstance(wait, str) or not _WAIT.match(wait)):
+            return (
+                f'[{name}] wait must be one of "http://:PORT/PATH", "tcp://:PORT", "log:TEXT" or "exit:0", not {wait!r}'
+            )
+    return None
+
+
 def _endpoints(value: list[str]) -> str | None:
     bad = [v for v in value if not re.match(r"^(unix|tcp|ssh|npipe|fd)://.", v)]
     return (
@@ -67,137 +103,216 @@ def _endpoints(value: list[str]) -> str | None:
     )
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("compose_files", "list", ["compose.yaml"], "Compose files of the stack, relative to the project root."),
-    Field("profiles", "list", [], "Compose profiles to enable."),
-    Field(
-        "project_prefix", "str", "dockyard", "Prefix of every compose project name (`<prefix>-<block start>`).", _prefix
-    ),
-    Field("port_range", "range", "20000-29999", "Host ports the berths' port blocks are cut from, `LOW-HIGH`."),
-    Field("block_size", "int", 100, "Ports per berth; at least the number of ports the stack publishes.", _positive),
-    Field("max_berths", "int", None, "Berths in the pool (default: as many blocks as fit, at most 16).", _positive),
-    Field(
-        "lock_dir",
-        "path",
-        None,
-        "Directory of berth locks and lease records (default: $TMPDIR/dockyard-<uid>); private to the user.",
-    ),
-    Field("acquire_timeout", "float", 120.0, "Seconds to wait for a free berth before failing.", _non_negative),
-    Field("health_timeout", "float", 120.0, "Seconds every service has to become healthy.", _positive),
-    Field("stop_timeout", "int", 1, "Seconds a container gets to stop on `down` before it is killed.", _non_negative),
-    Field(
-        "artifacts_dir",
-        "path",
-        ".dockyard/artifacts",
-        "Where failure bundles are written, relative to the project root.",
-    ),
-    Field("keep_on_failure", "bool", False, "Leave a stack that failed to start running, for debugging."),
-    Field("skip_missing_docker", "bool", False, "Skip (instead of fail) Docker tests when Docker is unavailable."),
-    Field(
-        "base_image_arg",
-        "str",
-        "BASE_IMAGE",
-        "Build argument that dockyard may point at a locally bootstrapped Debian base image.",
-    ),
-    Field(
-        "runner",
-        "str",
-        "auto",
-        "Where tests run: `host` (services on 127.0.0.1 and host ports), `container` (attach the runner's "
-        "container to the stack's networks, services by container name and port) or `auto` (detect).",
-        _runner,
-    ),
-    Field(
-        "engines",
-        "list",
-        [],
-        "Docker engines berths are spread over (`unix://...`, `tcp://...`, `ssh://...`); empty: the current "
-        "one (DOCKER_HOST, else the Docker context).",
-        _endpoints,
-    ),
-)
-_BY_NAME = {f.name: f for f in FIELDS}
-
-
 @dataclass(frozen=True)
 class Settings:
-    """The validated configuration of one project root."""
+    """The validated configuration of one project root.
+
+    Every field but ``root`` and ``sources`` is a key of ``[tool.dockyard]``; ``sources``
+    says where each key's value came from (``default``, ``pyproject.toml`` or its variable).
+    """
 
     root: Path
-    compose_files: tuple[Path, ...]
-    profiles: tuple[str, ...]
-    project_prefix: str
-    port_range: tuple[int, int]
-    block_size: int
-    max_berths: int
-    lock_dir: Path
-    acquire_timeout: float
-    health_timeout: float
-    stop_timeout: int
-    artifacts_dir: Path
-    keep_on_failure: bool
-    skip_missing_docker: bool
-    base_image_arg: str
-    runner: str = "auto"
-    engines: tuple[str, ...] = ()
+    compose_files: Annotated[
+        tuple[Path, ...], Key(["compose.yaml"], "Compose files of the stack, relative to the project root.")
+    ]
+    profiles: Annotated[tuple[str, ...], Key([], "Compose profiles to enable.")]
+    project_prefix: Annotated[
+        str, Key("dockyard", "Prefix of every compose project name (`<prefix>-<block start>`).", _prefix)
+    ]
+    port_range: Annotated[PortBlock, Key("20000-29999", "Host ports the berths' port blocks are cut from, `LOW-HIGH`.")]
+    block_size: Annotated[
+        int, Key(100, "Ports per berth; at least the number of ports the stack publishes.", _positive)
+    ]
+    max_berths: Annotated[int, Key(None, "Berths in the pool (default: as many blocks as fit, at most 16).", _positive)]
+    lock_dir: Annotated[
+        Path,
+        Key(None, "Directory of berth locks and lease records (default: $TMPDIR/dockyard-<uid>); private to the user."),
+    ]
+    acquire_timeout: Annotated[float, Key(120.0, "Seconds to wait for a free berth before failing.", _non_negative)]
+    health_timeout: Annotated[float, Key(120.0, "Seconds every service has to become healthy.", _positive)]
+    stop_timeout: Annotated[
+        int, Key(1, "Seconds a container gets to stop on `down` before it is killed.", _non_negative)
+    ]
+    artifacts_dir: Annotated[
+        Path, Key(".dockyard/artifacts", "Where failure bundles are written, relative to the project root.")
+    ]
+    keep_on_failure: Annotated[bool, Key(False, "Leave a stack that failed to start running, for debugging.")]
+    skip_missing_docker: Annotated[bool, Key(False, "Skip (instead of fail) Docker tests when Docker is unavailable.")]
+    base_image_arg: Annotated[
+        str, Key("BASE_IMAGE", "Build argument that dockyard may point at a locally bootstrapped Debian base image.")
+    ]
+    runner: Annotated[
+        str,
+        Key(
+            "auto",
+            "Where tests run: `host` (services on 127.0.0.1 and host ports), `container` (attach the runner's "
+            "container to the stack's networks, services by container name and port) or `auto` (detect).",
+            _runner,
+        ),
+    ]
+    engines: Annotated[
+        tuple[str, ...],
+        Key(
+            [],
+            "Docker engines berths are spread over (`unix://...`, `tcp://...`, `ssh://...`); empty: the current "
+            "one (DOCKER_HOST, else the Docker context).",
+            _endpoints,
+        ),
+    ]
+    mask: Annotated[
+        tuple[str, ...],
+        Key(
+            [],
+            "Values masked wherever dockyard writes, beside the secrets it finds itself (URL passwords, "
+            "secret-looking keys and variables, compose `secrets:` files).",
+            secret=True,
+        ),
+    ]
+    services: Annotated[
+        ServiceTables,
+        Key(
+            {},
+            'Per-service settings, `[tool.dockyard.services.NAME]`: `wait = "http://:8000/health"`, '
+            '`"tcp://:5432"`, `"log:TEXT"` or `"exit:0"` for a service without a health check '
+            "(JSON in the environment variable).",
+            _services,
+        ),
+    ]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
-    def port_block(self, index: int) -> range:
+    def port_block(self, index: int) -> PortBlock:
         """The host ports of berth ``index``."""
-        start = self.port_range[0] + index * self.block_size
-        return range(start, start + self.block_size)
+        return self.port_range.block(index, self.block_size)
+
+    def service(self, name: str) -> dict[str, str]:
+        """The ``[tool.dockyard.services.NAME]`` table of service ``name`` ({} when there is none)."""
+        return dict(dict(self.services).get(name, ()))
 
     def project_name(self, index: int) -> str:
         """Compose project of berth ``index``: unique on the host because its block is."""
         return f"{self.project_prefix}-{self.port_block(index).start}"
 
 
-def _coerce(f: Field, raw: Any, source: str) -> Any:  # noqa: PLR0911, PLR0912 - one branch per kind
-    """Turn a TOML value or an environment string into the field's type."""
-    from_env = source.startswith("DOCKYARD_")
+def _kind(hint: Any) -> str:
+    """How a value of the field type ``hint`` is written in TOML."""
+    kinds: dict[Any, str] = {
+        str: "str",
+        int: "int",
+        float: "float",
+        bool: "bool",
+        Path: "path",
+        PortBlock: "range",
+        tuple[str, ...]: "list",
+        tuple[Path, ...]: "list",
+        ServiceTables: "table",
+    }
+    if hint not in kinds:
+        raise TypeError(f"a [tool.dockyard] key cannot be a {hint}; it can be one of {', '.join(map(str, kinds))}")
+    return kinds[hint]
 
-    def bad(allowed: str) -> ConfigError:
-        return ConfigError(f.name, raw, allowed, source=source)
 
-    if f.kind in ("str", "path"):
-        if not isinstance(raw, str) or not raw:
-            raise bad("must be a non-empty string")
+def _declared() -> tuple[Key, ...]:
+    hints = get_type_hints(Settings, include_extras=True)
+    keys = []
+    for f in fields(Settings):
+        hint = hints[f.name]
+        declared = [extra for extra in get_args(hint)[1:] if isinstance(extra, Key)]
+        if get_origin(hint) is Annotated and declared:
+            kind = get_args(hint)[0]
+            keys.append(replace(declared[0], name=f.name, type=kind, kind=_kind(kind)))
+    return tuple(keys)
+
+
+KEYS: tuple[Key, ...] = _declared()
+"""Every ``[tool.dockyard]`` key, in the order of the reference."""
+_BY_NAME = {k.name: k for k in KEYS}
+
+
+def _text(raw: Any, _from_env: bool) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise ValueError("must be a non-empty string")
+    return raw
+
+
+def _flag(raw: Any, from_env: bool) -> bool:
+    if isinstance(raw, bool):
         return raw
-    if f.kind == "bool":
-        if isinstance(raw, bool):
-            return raw
-        if from_env and isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
-            return raw.lower() in _TRUE
-        raise bad("must be true or false")
-    if f.kind in ("int", "float"):
+    if from_env and isinstance(raw, str) and raw.lower() in _TRUE | _FALSE:
+        return raw.lower() in _TRUE
+    raise ValueError("must be true or false")
+
+
+def _number(kind: type[int] | type[float]) -> Callable[[Any, bool], int | float]:
+    wanted = "must be an integer" if kind is int else "must be a number"
+
+    def read(raw: Any, from_env: bool) -> int | float:
         if from_env and isinstance(raw, str):
             try:
-                return int(raw) if f.kind == "int" else float(raw)
+                return kind(raw)
             except ValueError:
-                raise bad(f"must be a{'n integer' if f.kind == 'int' else ' number'}") from None
-        if isinstance(raw, bool) or not isinstance(raw, int | float) or (f.kind == "int" and isinstance(raw, float)):
-            raise bad(f"must be a{'n integer' if f.kind == 'int' else ' number'}")
+                raise ValueError(wanted) from None
+        if isinstance(raw, bool) or not isinstance(raw, int | float) or (kind is int and isinstance(raw, float)):
+            raise ValueError(wanted)
         return raw
-    if f.kind == "list":
-        if from_env and isinstance(raw, str):
-            return [part.strip() for part in raw.split(",") if part.strip()]
-        if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-            raise bad("must be a list of non-empty strings")
-        return raw
-    if f.kind == "range":
-        return _parse_range(f, raw, source)
-    raise AssertionError(f.kind)  # pragma: no cover - FIELDS is closed
+
+    return read
 
 
-def _parse_range(f: Field, raw: Any, source: str) -> tuple[int, int]:
-    allowed = "must be `LOW-HIGH` with 1024 <= LOW < HIGH <= 65535"
-    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", raw) if isinstance(raw, str) else None
-    if match is None:
-        raise ConfigError(f.name, raw, allowed, source=source)
-    low, high = int(match.group(1)), int(match.group(2))
-    if not 1024 <= low < high <= 65535:
-        raise ConfigError(f.name, raw, allowed, source=source)
-    return low, high
+def _list(raw: Any, from_env: bool) -> list[str]:
+    if from_env and isinstance(raw, str):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        raise ValueError("must be a list of non-empty strings")
+    return raw
+
+
+def _range(raw: Any, _from_env: bool) -> PortBlock:
+    try:
+        block = PortBlock.parse(raw) if isinstance(raw, str) else None
+    except ValueError:
+        block = None
+    if block is None or block.start < _LOWEST_PORT or len(block) < 2:
+        raise ValueError(f"must be `LOW-HIGH` with {_LOWEST_PORT} <= LOW < HIGH <= 65535")
+    return block
+
+
+def _table(raw: Any, from_env: bool) -> ServiceTables:
+    if from_env and isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            raise ValueError("must be a JSON object") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise ValueError("must be a table of tables, one per service")
+    return tuple(sorted((str(name), tuple(sorted(table.items()))) for name, table in raw.items()))
+
+
+# How a value of each kind is read from TOML, or (``from_env``) from its variable's string;
+# a ValueError says what is allowed, and becomes a ConfigError naming the key.
+_READERS: dict[str, Callable[[Any, bool], Any]] = {
+    "str": _text,
+    "path": _text,
+    "bool": _flag,
+    "int": _number(int),
+    "float": _number(float),
+    "list": _list,
+    "range": _range,
+    "table": _table,
+}
+
+
+def _typed(k: Key, value: Any, root: Path) -> Any:
+    """The coerced ``value`` as the field's type; paths relative to ``root``."""
+    if k.type is Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else root / path
+    if k.type == tuple[Path, ...]:
+        return tuple(root / p for p in value)
+    if k.kind == "list":
+        return tuple(value)
+    if k.type is float:
+        return float(value)
+    return value
 
 
 def read_table(root: Path) -> dict[str, Any]:
@@ -232,69 +347,55 @@ def load_settings(root: str | os.PathLike[str] | None = None, env: Mapping[str, 
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for f in FIELDS:
-        env_key = f"DOCKYARD_{f.name.upper()}"
-        if env_key in env:
-            raw, source = env[env_key], env_key
-        elif f.name in table:
-            raw, source = table[f.name], "pyproject.toml"
+    for k in KEYS:
+        if k.env in env:
+            raw, source = env[k.env], k.env
+        elif k.name in table:
+            raw, source = table[k.name], "pyproject.toml"
         else:
-            default = _parse_range(f, f.default, "default") if f.kind == "range" else f.default
-            values[f.name], sources[f.name] = default, "default"
-            continue
-        value = _coerce(f, raw, source)
-        if f.check is not None and (problem := f.check(value)) is not None:
-            raise ConfigError(f.name, raw, problem, source=source)
-        values[f.name], sources[f.name] = value, source
+            raw, source = k.default, "default"
+        sources[k.name] = source
+        values[k.name] = None if raw is None else _read(k, raw, source, root_path)
+    _derive(values, root_path)
+    return Settings(root=root_path, sources=sources, **values)
 
-    low, high = values["port_range"]
-    block = values["block_size"]
-    fits = (high - low + 1) // block
+
+def _read(k: Key, raw: Any, source: str, root: Path) -> Any:
+    """``raw`` (from ``source``) read, checked and typed as key ``k``."""
+    try:
+        value = _READERS[k.kind](raw, source.startswith("DOCKYARD_"))
+    except ValueError as exc:
+        raise ConfigError(k.name, "(not shown)" if k.secret else raw, str(exc), source=source) from None
+    if k.check is not None and (problem := k.check(value)) is not None:
+        raise ConfigError(k.name, "(not shown)" if k.secret else raw, problem, source=source)
+    return _typed(k, value, root)
+
+
+def _derive(values: dict[str, Any], root: Path) -> None:
+    """Check the keys against each other, and compute the defaults that depend on others."""
+    port_range, block = values["port_range"], values["block_size"]
+    fits = len(port_range) // block
     if fits < 1:
-        raise ConfigError("block_size", block, f"must fit in port_range {low}-{high} ({high - low + 1} ports)")
-    max_berths = values["max_berths"]
-    if max_berths is None:
-        max_berths = min(fits, _DEFAULT_BERTH_CAP)
-    elif max_berths > fits:
+        raise ConfigError("block_size", block, f"must fit in port_range {port_range} ({len(port_range)} ports)")
+    if values["max_berths"] is None:
+        values["max_berths"] = min(fits, _DEFAULT_BERTH_CAP)
+    elif values["max_berths"] > fits:
         raise ConfigError(
-            "max_berths", max_berths, f"at most {fits} blocks of {block} ports fit in port_range {low}-{high}"
+            "max_berths",
+            values["max_berths"],
+            f"at most {fits} blocks of {block} ports fit in port_range {port_range}",
         )
-
-    compose_files = tuple(root_path / p for p in values["compose_files"])
-    for path in compose_files:
+    for path in values["compose_files"]:
         if not path.is_file():
-            raise ConfigError(
-                "compose_files", str(path.relative_to(root_path)), f"file does not exist under {root_path}"
-            )
-
-    lock_dir = Path(values["lock_dir"] or _default_lock_dir()).expanduser()
-    artifacts = Path(values["artifacts_dir"]).expanduser()
-    return Settings(
-        root=root_path,
-        compose_files=compose_files,
-        profiles=tuple(values["profiles"]),
-        project_prefix=values["project_prefix"],
-        port_range=(low, high),
-        block_size=block,
-        max_berths=max_berths,
-        lock_dir=lock_dir if lock_dir.is_absolute() else root_path / lock_dir,
-        acquire_timeout=float(values["acquire_timeout"]),
-        health_timeout=float(values["health_timeout"]),
-        stop_timeout=int(values["stop_timeout"]),
-        artifacts_dir=artifacts if artifacts.is_absolute() else root_path / artifacts,
-        keep_on_failure=values["keep_on_failure"],
-        skip_missing_docker=values["skip_missing_docker"],
-        base_image_arg=values["base_image_arg"],
-        runner=values["runner"],
-        engines=tuple(values["engines"]),
-        sources=sources,
-    )
+            raise ConfigError("compose_files", str(path.relative_to(root)), f"file does not exist under {root}")
+    if values["lock_dir"] is None:
+        values["lock_dir"] = Path(_default_lock_dir())
 
 
 def reference_markdown() -> str:
-    """The config-key reference, generated from ``FIELDS`` so it cannot drift."""
+    """The config-key reference, generated from :data:`KEYS` so it cannot drift."""
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
-    for f in FIELDS:
-        default = "(computed)" if f.default is None else f"`{json.dumps(f.default)}`"
-        lines.append(f"| `{f.name}` (`DOCKYARD_{f.name.upper()}`) | {f.kind} | {default} | {f.help} |")
+    for k in KEYS:
+        default = "(computed)" if k.default is None else f"`{json.dumps(k.default)}`"
+        lines.append(f"| `{k.name}` (`{k.env}`) | {k.kind} | {default} | {k.help} |")
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import pytest
 
 import dockyard
 from dockyard.engine.labels import labels_for
-from dockyard.stack.evidence import MASK
+from dockyard.stack.masking import MASK
 from integration.helpers import IMAGE, TOKEN, Projects, clean_env, compose, docker, inspect, service
 
 from .harness import Tally, dockyard_cli, managed_of, of_session, pool_not_free, run_session

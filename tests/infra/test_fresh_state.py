@@ -11,7 +11,9 @@ import psycopg
 import pytest
 import redis
 
+from dockyard.errors import DockyardError
 from dockyard.stack.fresh import FreshState
+from dockyard.stack.stack import Stack
 
 pytestmark = pytest.mark.docker
 
@@ -55,3 +57,23 @@ def test_reset_is_cheap(dockyard_fresh: FreshState, round_: int) -> None:
         conn.execute("CREATE TABLE IF NOT EXISTS scratch (value text)")
         assert conn.execute("SELECT count(*) FROM scratch").fetchone() == (0,)
         conn.execute("INSERT INTO scratch VALUES (%s)", (f"round-{round_}",))
+
+
+def test_workers_sharing_the_stack_get_redis_databases_of_their_own(dockyard_stack: Stack) -> None:
+    """gw0 and gw14 never flush each other's keys; gw15 (database 16 of Redis's 16) is refused, naming the limit."""
+    workers = [FreshState(dockyard_stack, worker=name) for name in ("gw0", "gw14", "gw15")]
+    first, last, past = workers
+    try:
+        first.snapshot()
+        last.snapshot()
+        assert first.redis_db != last.redis_db
+        kept = redis.Redis.from_url(last.redis_url)
+        kept.set("of-gw14", "1")
+        first.reset()
+        assert kept.get("of-gw14") == b"1"
+        kept.close()
+        with pytest.raises(DockyardError, match=r"gw15 needs Redis database 16 .* which has 16 \(0-15\)"):
+            past.snapshot()
+    finally:
+        for worker in workers:
+            worker.close()

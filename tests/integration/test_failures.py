@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import dockyard
+from dockyard.sessions import keeper_client
 
 from .helpers import NOTHING, Projects, compose, project_resources, service
 
@@ -95,4 +96,18 @@ def test_keep_on_failure_leaves_the_stack_running(make_project: Projects) -> Non
     assert advice is not None, str(caught.value)
     cleanup = project.cli(*advice[1].split())
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
+    assert project_resources(settings.project_name(0)) == NOTHING
+
+
+def test_the_keepers_error_reaches_up_as_its_own_class(make_project: Projects) -> None:
+    """`dockyard up`'s keeper runs the stack in another process; its StackUnhealthy crosses the pipe whole."""
+    project = make_project("keptsick", "26800-26899", CRASHING, health_timeout=20)
+    settings = project.settings
+    with pytest.raises(dockyard.StackUnhealthy) as caught:
+        keeper_client.start_keeper(settings, build=False)
+    assert caught.value.services == ("crash",)
+    assert caught.value.exit_code == dockyard.ExitCode.STACK_UNHEALTHY
+    assert caught.value.bundle is not None
+    assert Path(caught.value.bundle).parent == settings.artifacts_dir
+    assert "service 'crash' exited with code 3" in str(caught.value)
     assert project_resources(settings.project_name(0)) == NOTHING

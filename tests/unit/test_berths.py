@@ -29,6 +29,7 @@ from dockyard.errors import CorruptRecord, ExitCode, LockDirError, NoFreeBerth
 from dockyard.pool.berth import BerthPool, State, lock_is_held
 from dockyard.pool.lease import LeaseRecord, read_record
 from dockyard.pool.leasing import acquire_from
+from dockyard.portblock import PortBlock
 from dockyard.settings import Settings, load_settings
 
 MakeSettings = Callable[..., Settings]
@@ -63,7 +64,7 @@ def test_acquire_writes_lease_and_release_removes_it(make_settings: MakeSettings
 
     berth = acquire_from([pool], timeout=1, reaper=None)
 
-    assert (berth.index, berth.project, berth.port_block) == (0, "unit-30100", range(30100, 30110))
+    assert (berth.index, berth.project, berth.port_block) == (0, "unit-30100", PortBlock(30100, 10))
     assert berth.lock_path == settings.lock_dir / "berth-0.lock"
     assert berth.held
     assert berth.stale is None
@@ -262,7 +263,7 @@ def test_foreign_listener_blocks_a_berth(make_settings: MakeSettings) -> None:
 
         with acquire_from([pool], timeout=1, reaper=None) as berth:
             assert berth.index == 1
-            assert berth.port_block == range(30510, 30520)
+            assert berth.port_block == PortBlock(30510, 10)
             assert [s.state for s in pool.statuses()] == [State.BLOCKED, State.LIVE, State.FREE, State.FREE]
 
     assert not lock_is_held(pool.lock_path(0))  # a blocked berth's lock is not kept

@@ -15,6 +15,7 @@ import pytest
 
 from dockyard.pool.berth import Berth
 from dockyard.pool.lease import LeaseRecord
+from dockyard.portblock import PortBlock
 from dockyard.sessions.run import summarise
 from dockyard.shards.core import Counts, ShardRun
 from dockyard.shards.core import _summary as parallel_summary
@@ -120,8 +121,8 @@ def test_markdown_cells_are_escaped() -> None:
 
 
 def _berth() -> Berth:
-    record = LeaseRecord.for_current_process(3, "demo-3", range(20300, 20400))
-    berth = Berth(3, "demo-3", range(20300, 20400), Path("/nowhere/3.lock"), record)
+    record = LeaseRecord.for_current_process(3, "demo-3", PortBlock(20300, 100))
+    berth = Berth(3, "demo-3", PortBlock(20300, 100), Path("/nowhere/3.lock"), record)
     berth.ports = {"backend": {8000: 20300}}
     return berth
 

@@ -14,14 +14,15 @@ from dockyard.engine.images import BuildSpec
 from dockyard.errors import ComposeError
 from dockyard.pool.berth import BerthPool
 from dockyard.pool.leasing import acquire_from
+from dockyard.portblock import PortBlock
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel, compose_command
-from dockyard.stack.evidence import MASK, Redactor
+from dockyard.stack.masking import MASK, Redactor
 from dockyard.stack.stack import Stack
 
 MakeSettings = Callable[..., Settings]
 WriteProject = Callable[..., Path]
-BLOCK = range(30000, 30010)
+BLOCK = PortBlock(30000, 10)
 LABELS = {"dockyard.managed": "true", "dockyard.project": "sample-30000"}
 
 
@@ -123,12 +124,12 @@ def test_port_map_is_stable_and_inside_the_block(settings: Settings) -> None:
     assert ports == EXPECTED_PORTS
     assert ComposeModel(settings, reordered(config())).port_map(BLOCK) == ports
     assert all(port in BLOCK for port in ports.values())
-    shifted = ComposeModel(settings, config()).port_map(range(30010, 30020))
+    shifted = ComposeModel(settings, config()).port_map(PortBlock(30010, 10))
     assert {key: port - 10 for key, port in shifted.items()} == ports  # same offsets in every berth
 
 
 def test_port_map_fills_a_block_exactly(settings: Settings) -> None:
-    ports = ComposeModel(settings, config()).port_map(range(30000, 30005))
+    ports = ComposeModel(settings, config()).port_map(PortBlock(30000, 5))
 
     assert sorted(ports.values()) == list(range(30000, 30005))
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dockyard.portblock import PortBlock
 from dockyard.settings import Settings
 from dockyard.stack import memo
 from dockyard.stack.compose import ComposeModel, shape_of
@@ -249,12 +250,12 @@ def test_the_memo_holds_the_start_path_shape_and_never_a_secret(project: Setting
     second = _model(project, compose)
     assert compose.calls == 1  # served from the memo ...
     # ... with everything the start path reads: ports, start order, builds, the override.
-    assert second.port_map(range(30000, 30010)) == first.port_map(range(30000, 30010))
+    assert second.port_map(PortBlock(30000, 10)) == first.port_map(PortBlock(30000, 10))
     assert second.start_levels() == [["db"], ["api"]]
     assert second.build_specs() == first.build_specs()
     labels = {"dockyard.managed": "true"}
-    assert second.override("p-30000", range(30000, 30010), labels) == first.override(
-        "p-30000", range(30000, 30010), labels
+    assert second.override("p-30000", PortBlock(30000, 10), labels) == first.override(
+        "p-30000", PortBlock(30000, 10), labels
     )
     assert compose.calls == 1
     # Values come from the complete configuration, asked of Compose at first need.

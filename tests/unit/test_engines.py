@@ -6,7 +6,7 @@ import hashlib
 import json
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from dockyard.pool.berth import pool_id
 from dockyard.pool.lease import LeaseRecord, read_record, remove_record, write_record
 from dockyard.pool.leasing import acquire_from, pools, share_images
 from dockyard.pool.reaping import orphaned
+from dockyard.portblock import PortBlock
 from dockyard.sessions.keeper_client import lock_path_of
 from dockyard.settings import Settings
 from dockyard.stack.compose import ComposeModel
@@ -165,17 +166,17 @@ def test_no_reachable_engine_names_every_one(make_settings: MakeSettings) -> Non
 
 
 def test_records_of_older_and_newer_versions_are_read(tmp_path: Path) -> None:
-    record = LeaseRecord.for_current_process(0, "p-1", range(1, 3), B, "ID:1")
+    record = LeaseRecord.for_current_process(0, "p-1", PortBlock(1, 2), B, "ID:1")
     path = tmp_path / "berth-0.json"
     write_record(path, record)
     # The record itself keeps the keys an older dockyard knows (it takes others for corruption).
-    assert set(json.loads(path.read_text())) == set(asdict(record)) - {"engine", "engine_id"}
+    assert set(json.loads(path.read_text())) == set(record.to_json()) - {"engine", "engine_id"}
     assert read_record(path) == record
-    data = asdict(record)
+    data = record.to_json()
     path.write_text(json.dumps({**data, "from_the_future": 1}))
     assert read_record(path) == record  # not corrupt: a corrupt record's stack would be reaped
-    later = LeaseRecord.for_current_process(0, "p-1", range(1, 3))
-    path.write_text(json.dumps(asdict(later)))  # another lease's record: the engine kept is not its
+    later = LeaseRecord.for_current_process(0, "p-1", PortBlock(1, 2))
+    path.write_text(json.dumps(later.to_json()))  # another lease's record: the engine kept is not its
     assert read_record(path) == replace(later, engine="", engine_id="")  # "": the current engine
     remove_record(path)
     assert list(tmp_path.iterdir()) == []
@@ -212,8 +213,8 @@ def test_another_pool_at_the_same_path_is_never_judged_by_our_lock(tmp_path: Pat
 
 def test_a_kept_berth_is_found_in_the_pool_of_its_engine(make_settings: MakeSettings) -> None:
     settings = make_settings(port_range="30840-30859", block_size=10, engines=[A, REMOTE])
-    remote = LeaseRecord.for_current_process(0, "p-1", range(30840, 30850), REMOTE)
-    local = LeaseRecord.for_current_process(0, "p-1", range(30840, 30850), A)
+    remote = LeaseRecord.for_current_process(0, "p-1", PortBlock(30840, 10), REMOTE)
+    local = LeaseRecord.for_current_process(0, "p-1", PortBlock(30840, 10), A)
     assert lock_path_of(settings, remote) == settings.lock_dir / "engine-buildbox.example" / "berth-0.lock"
     assert lock_path_of(settings, local) == settings.lock_dir / "berth-0.lock"
 
@@ -272,6 +273,6 @@ def test_a_tcp_address_of_this_machine_stays_on_loopback(monkeypatch: pytest.Mon
 
 def test_the_override_binds_to_the_address_given(make_settings: MakeSettings) -> None:
     settings = make_settings()
-    text = ComposeModel.load(settings).override("p-30000", range(30000, 30010), {}, "192.0.2.77")
+    text = ComposeModel.load(settings).override("p-30000", PortBlock(30000, 10), {}, "192.0.2.77")
     assert '"192.0.2.77:30000:8000/tcp"' in text
     assert "127.0.0.1" not in text

@@ -42,6 +42,10 @@ def test_the_package_keeps_its_layers() -> None:
         ("engine/labels.py", "from dockyard.pool.berth import lock_is_held"),
         ("pool/berth.py", "from dockyard.sessions import watchdog"),
         ("errors.py", "import dockyard.ui.console"),
+        # Why PortBlock lives at the bottom: ui and settings, which show and cut blocks, are below pool.
+        ("ui/progress.py", "from dockyard.pool.ports import layout"),
+        ("settings.py", "from dockyard.pool.ports import layout"),
+        ("portblock.py", "from dockyard.errors import DockyardError"),
     ],
 )
 def test_an_upward_import_breaks_the_contract(tmp_path: Path, module: str, upward: str) -> None:

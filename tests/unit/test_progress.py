@@ -1,6 +1,6 @@
 """The progress seam and its two faces: plain lines for CI and pipes, a rich live display for terminals.
 
-No Docker: the events are fed by hand, as :mod:`dockyard.engine.images` and :mod:`dockyard.stack.stack`
+No Docker: the events are fed by hand, as :mod:`dockyard.engine.images` and :mod:`dockyard.stack.readiness`
 would send them.
 """
 
@@ -10,7 +10,7 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -18,10 +18,11 @@ from rich.console import Console
 
 from dockyard.pool.berth import Berth
 from dockyard.pool.lease import LeaseRecord
+from dockyard.portblock import PortBlock
 from dockyard.sessions.run import summarise
-from dockyard.settings import Settings
 from dockyard.shards.view import LiveShards, PlainShards, last_note, shard_view
-from dockyard.stack.stack import ServiceState, Stack
+from dockyard.stack.readiness import StateReporter
+from dockyard.stack.services import ServiceState
 from dockyard.ui import console as output
 from dockyard.ui.console import human_age, is_plain, reporter, say, summary
 from dockyard.ui.live import LiveReporter
@@ -71,7 +72,7 @@ def a_start(report: Reporter, clock: Clock) -> None:
     clock.now += 12.34
     report.image_done("demo/auth:dev", BUILT, 12.34)
     report.image_done("demo/db:dev", CACHED, 0.01)
-    report.stack_starting("demo-20000", ["auth", "db"], (20000, 20099))
+    report.stack_starting("demo-20000", ["auth", "db"], PortBlock(20000, 100))
     report.service_state("db", STARTING)
     report.service_state("db", PROBING)
     clock.now += 0.8
@@ -112,7 +113,7 @@ def test_a_restart_times_healthy_from_the_first_report() -> None:
 def test_a_service_state_repeated_reaches_the_reporter_once() -> None:
     lines: list[str] = []
     report = as_reporter(lines.append)
-    report.stack_starting("p", ["db"], (1, 2))
+    report.stack_starting("p", ["db"], PortBlock(1, 2))
     report.service_state("db", WAITING)  # already waiting since the stack started
     for _ in range(3):
         report.service_state("db", PROBING)
@@ -152,6 +153,25 @@ def test_events_cross_a_pipe_as_json_lines() -> None:
     assert lines[-1] == "demo-20000 ready in 15.2s"
 
 
+def test_a_port_block_crosses_the_pipe_as_first_and_last() -> None:
+    stream = io.StringIO()
+
+    JsonLines(stream).stack_starting("demo-20000", ["db"], PortBlock(20000, 100))
+
+    assert stream.getvalue() == (
+        '{"event": "stack_starting", "args": {"project": "demo-20000", "services": ["db"], '
+        '"port_block": [20000, 20099]}}\n'
+    )
+    seen: list[PortBlock] = []
+
+    class Blocks(Reporter):
+        def stack_starting(self, project: str, services: Sequence[str], port_block: PortBlock) -> None:
+            seen.append(port_block)
+
+    assert replay(json.loads(stream.getvalue()), Blocks())
+    assert seen == [PortBlock(20000, 100)]
+
+
 def a_message() -> str:
     return "waiting: demo/auth:dev is being built by another session"
 
@@ -181,7 +201,7 @@ def test_the_live_display_renders_every_row() -> None:
 def test_the_live_display_shows_failures_and_prints_lines_once_closed() -> None:
     clock, console = Clock(), recording()
     with LiveReporter(console, clock) as live:
-        live.stack_starting("demo-20000", ["db"], (20000, 20099))
+        live.stack_starting("demo-20000", ["db"], PortBlock(20000, 100))
         live.service_state("db", FAILED, "exited with code 3 during start")
     live.service_state("db", STARTING)  # e.g. `dockyard restart` after the display ended
     text = console.export_text()
@@ -228,8 +248,8 @@ def test_not_a_terminal_is_plain_even_without_ci(monkeypatch: pytest.MonkeyPatch
 
 def test_the_run_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("CI", "1")
-    record = LeaseRecord.for_current_process(3, "demo-20300", range(20300, 20400))
-    berth = Berth(3, "demo-20300", range(20300, 20400), tmp_path / "berth-3.lock", record)
+    record = LeaseRecord.for_current_process(3, "demo-20300", PortBlock(20300, 100))
+    berth = Berth(3, "demo-20300", PortBlock(20300, 100), tmp_path / "berth-3.lock", record)
     berth.ports = {"auth": {8000: 20300}, "db": {5432: 20301}}
     bundle = tmp_path / "artifacts" / "demo-20300-x"
     summarise(berth, {"acquire": 0.01, "up": 4.2, "run": 12.3, "down": 1.1}, 1, [bundle])
@@ -252,28 +272,20 @@ def test_human_age(seconds: float, shown: str) -> None:
     assert human_age(seconds) == shown
 
 
-def stack_reporting_to(lines: list[str], make_settings: Callable[..., Settings]) -> Stack:
-    """A Stack with just what its state mapping needs (settings, a reporter): no berth, no Docker."""
-    stack = object.__new__(Stack)
-    stack.settings = make_settings(health_timeout=9)
-    stack.progress = as_reporter(Lines(lines.append, Clock()))
-    return stack
-
-
-def test_engine_states_map_to_progress_states(make_settings: Callable[..., Settings]) -> None:
+def test_engine_states_map_to_progress_states() -> None:
     lines: list[str] = []
-    stack = stack_reporting_to(lines, make_settings)
+    states = StateReporter(as_reporter(Lines(lines.append, Clock())), health_timeout=9)
 
     def state(state: str, health: str = "", code: int | None = None) -> ServiceState:
         return ServiceState("db", "demo-db-1", state, health, code)
 
-    stack._report("db", None, probed=False)
-    stack._report("db", state("created"), probed=False)
-    stack._report("db", state("running", "starting"), probed=False)
-    stack._report("db", state("running", "starting"), probed=True)
-    stack._report("db", state("running", "healthy"), probed=False)
-    stack._report("db", state("running", "unhealthy"), probed=False)
-    stack._report("db", state("exited", code=3), probed=False)
+    states.report("db", None, passed=False)
+    states.report("db", state("created"), passed=False)
+    states.report("db", state("running", "starting"), passed=False)
+    states.report("db", state("running", "starting"), passed=True)
+    states.report("db", state("running", "healthy"), passed=False)
+    states.report("db", state("running", "unhealthy"), passed=False)
+    states.report("db", state("exited", code=3), passed=False)
     assert lines == [
         "db: waiting",
         "db: probing health",

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
 from dockyard.errors import ConfigError, ExitCode
-from dockyard.settings import FIELDS, Settings, load_settings, reference_markdown
+from dockyard.portblock import PortBlock
+from dockyard.settings import KEYS, Settings, load_settings, reference_markdown
 from dockyard.stack.compose import ComposeModel
 
 WriteProject = Callable[..., Path]
@@ -26,7 +28,7 @@ def test_defaults(write_project: WriteProject, tmp_path: Path) -> None:
     assert s.compose_files == (tmp_path.resolve() / "compose.yaml",)
     assert s.profiles == ()
     assert s.project_prefix == "dockyard"
-    assert s.port_range == (20000, 29999)
+    assert s.port_range == PortBlock.between(20000, 29999)
     assert s.block_size == 100
     assert s.max_berths == 16  # 100 blocks fit; capped by the bridge address pools
     assert s.lock_dir == Path(tempfile.gettempdir()) / f"dockyard-{os.getuid()}"
@@ -38,7 +40,7 @@ def test_defaults(write_project: WriteProject, tmp_path: Path) -> None:
     assert s.skip_missing_docker is False
     assert s.base_image_arg == "BASE_IMAGE"
     assert s.sources["compose_files"] == "pyproject.toml"
-    assert {k for k, v in s.sources.items() if v == "default"} == {f.name for f in FIELDS} - {"compose_files"}
+    assert {k for k, v in s.sources.items() if v == "default"} == {k.name for k in KEYS} - {"compose_files"}
 
 
 def test_no_table_means_all_defaults(tmp_path: Path) -> None:
@@ -72,15 +74,15 @@ def test_file_values_are_read(write_project: WriteProject, tmp_path: Path) -> No
 
     assert s.compose_files == (root.resolve() / "compose.yaml", root.resolve() / "a.yml")
     assert s.profiles == ("debug",)
-    assert s.port_range == (22000, 22099)
+    assert s.port_range == PortBlock.between(22000, 22099)
     assert s.max_berths == 4  # as many as fit
     assert s.lock_dir == root.resolve() / "locks"  # relative to the project root
     assert s.acquire_timeout == 3.0
     assert isinstance(s.acquire_timeout, float)
     assert s.stop_timeout == 0
     assert s.keep_on_failure is True
-    assert s.port_block(0) == range(22000, 22025)
-    assert s.port_block(3) == range(22075, 22100)
+    assert s.port_block(0) == PortBlock(22000, 25)
+    assert s.port_block(3) == PortBlock(22075, 25)
     assert s.project_name(2) == "demo-22050"
 
 
@@ -107,7 +109,7 @@ def test_env_overrides_file(write_project: WriteProject, tmp_path: Path) -> None
 
     assert s.project_prefix == "fromenv"
     assert s.compose_files == (root.resolve() / "compose.yaml", root.resolve() / "a.yml")
-    assert s.port_range == (23000, 23999)
+    assert s.port_range == PortBlock.between(23000, 23999)
     assert s.block_size == 10
     assert s.max_berths == 7
     assert s.acquire_timeout == 2.5
@@ -216,11 +218,11 @@ def test_reference_lists_every_field() -> None:
     text = reference_markdown()
 
     rows = text.splitlines()[2:]
-    assert len(rows) == len(FIELDS)
-    for f, row in zip(FIELDS, rows, strict=True):
-        assert f"`{f.name}`" in row
-        assert f"`DOCKYARD_{f.name.upper()}`" in row
-        assert f.help in row
+    assert len(rows) == len(KEYS)
+    for k, row in zip(KEYS, rows, strict=True):
+        assert f"`{k.name}`" in row
+        assert f"`DOCKYARD_{k.name.upper()}`" in row
+        assert k.help in row
 
 
 def test_block_smaller_than_published_ports(make_settings: Callable[..., Settings]) -> None:
@@ -240,3 +242,65 @@ def test_block_smaller_than_published_ports(make_settings: Callable[..., Setting
 
     assert info.value.key == "block_size"
     assert info.value.value == 2
+
+
+def test_every_field_but_root_and_sources_is_a_declared_key() -> None:
+    assert [f.name for f in fields(Settings)] == ["root", *(k.name for k in KEYS), "sources"]
+    assert all(k.env == f"DOCKYARD_{k.name.upper()}" for k in KEYS)
+    assert {k.kind for k in KEYS} == {"str", "int", "float", "bool", "list", "range", "path", "table"}
+
+
+def test_unknown_key_lists_the_known_ones_in_declaration_order(write_project: WriteProject, tmp_path: Path) -> None:
+    root = write_project(tmp_path, {"colour": "red"})
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(root, env={})
+
+    assert info.value.allowed == f"unknown key; known keys: {', '.join(k.name for k in KEYS)}"
+
+
+def test_engines_runner_and_paths(write_project: WriteProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_project(tmp_path, {"artifacts_dir": str(tmp_path / "bundles"), "runner": "container"})
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # expanduser reads the process's HOME
+    env = {
+        "DOCKYARD_ENGINES": "unix:///var/run/docker.sock, ssh://ci@builder",
+        "DOCKYARD_LOCK_DIR": "~/locks",
+        "DOCKYARD_PROFILES": "",
+        "DOCKYARD_KEEP_ON_FAILURE": "",
+    }
+
+    s = load_settings(root, env=env)
+
+    assert s.engines == ("unix:///var/run/docker.sock", "ssh://ci@builder")
+    assert s.runner == "container"
+    assert s.artifacts_dir == tmp_path / "bundles"  # absolute: not under the root
+    assert s.lock_dir == tmp_path / "home" / "locks"
+    assert s.profiles == ()  # an empty variable is an empty list
+    assert s.keep_on_failure is False  # and an empty flag is false
+    assert isinstance(s.health_timeout, float)
+    assert (s.sources["engines"], s.sources["runner"]) == ("DOCKYARD_ENGINES", "pyproject.toml")
+
+
+def test_defaults_of_the_later_keys(write_project: WriteProject, tmp_path: Path) -> None:
+    s = load_settings(write_project(tmp_path, {"compose_files": []}), env={})
+
+    assert (s.runner, s.engines, s.compose_files) == ("auto", (), ())
+
+
+@pytest.mark.parametrize(
+    ("table", "env", "allowed"),
+    [
+        ({"engines": ["docker.sock"]}, {}, "must be engine endpoints like"),
+        ({}, {"DOCKYARD_ENGINES": "tcp://ok:2375,nope"}, "not 'nope'"),
+    ],
+)
+def test_engines_that_are_no_endpoints(
+    write_project: WriteProject, tmp_path: Path, table: dict[str, Any], env: dict[str, str], allowed: str
+) -> None:
+    root = write_project(tmp_path, table)
+
+    with pytest.raises(ConfigError) as info:
+        load_settings(root, env=env)
+
+    assert info.value.key == "engines"
+    assert allowed in info.value.allowed

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from dockyard.cli.status import pool_status, short_command
 from dockyard.cli.tasks import status
 from dockyard.pool.berth import BerthPool
 from dockyard.pool.leasing import acquire_from
-from dockyard.sessions import keeper
+from dockyard.sessions import keeper, keeper_client
 from dockyard.sessions.keeper_client import KEEPER_PATH, kept_berths
 from dockyard.settings import Settings
 from dockyard.shards.core import Counts, ShardRun, summary_data
@@ -47,6 +49,34 @@ def test_status_json_keeps_the_contract(project: Settings, capsys: pytest.Captur
     assert first["ports"] is None  # nobody runs this project's stack there
 
 
+def test_status_json_shows_the_holder_as_its_record_file_does(
+    project: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    berth = acquire_from([BerthPool(project)], timeout=1, reaper=None)
+    try:
+        status(Context(), json=True)
+        on_disk = json.loads(berth.record_path.read_text())
+    finally:
+        berth.release()
+    holder = json.loads(capsys.readouterr().out)[0]["holder"]
+    assert list(holder) == [
+        "lease_id",
+        "index",
+        "project",
+        "port_block",
+        "pid",
+        "user",
+        "host",
+        "cwd",
+        "command",
+        "started",
+        "engine",
+        "engine_id",
+    ]
+    assert holder["port_block"] == on_disk["port_block"] == [12000, 12099]
+    assert {k: v for k, v in holder.items() if k in on_disk} == on_disk
+
+
 def test_status_table_names_the_holder_and_its_age(
     project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -68,6 +98,24 @@ def test_status_table_names_the_holder_and_its_age(
     assert rows[0][7] in ("0s", "1s")
     assert rows[1][:2] == ["1", "free"]
     assert "\x1b[" not in out
+
+
+def test_a_keepers_berth_reads_dockyard_up_and_down_finds_it(
+    project: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.find_spec("dockyard.sessions.keeper")
+    assert spec is not None
+    assert spec.origin is not None
+    # What `python -m dockyard.sessions.keeper` puts in argv, and so in the lease record.
+    monkeypatch.setattr(sys, "argv", [spec.origin, str(project.root), "build"])
+    berth = acquire_from([BerthPool(project)], timeout=1, reaper=None)
+    try:
+        status(Context())
+        kept = keeper_client.kept_berths(project)
+    finally:
+        berth.release()
+    assert [record.index for record in kept] == [0]
+    assert table_rows(capsys.readouterr().out)[1][5] == "dockyard up"
 
 
 def test_the_parallel_summary_as_json(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,11 +43,11 @@ class BerthRow:
             "index": s.index,
             "state": s.state.value,
             "project": s.project,
-            "port_block": [s.port_block.start, s.port_block.stop - 1],
+            "port_block": s.port_block.to_json(),
             "ports": self.ports,
             "engine": self.engine,
             "scope": self.pool.scope,
-            "holder": asdict(self.holder) if self.holder else None,
+            "holder": self.holder.to_json() if self.holder else None,
             "reason": s.reason,
         }
 
@@ -82,7 +82,7 @@ class PoolStatus:
             s.index,
             s.state.value,
             s.project,
-            f"{s.port_block.start}-{s.port_block.stop - 1}",
+            str(s.port_block),
             holder.pid if holder else "",
             short_command(holder.command) if holder else "",
             short_where(holder.cwd, self.root) if holder else "",

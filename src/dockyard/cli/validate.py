@@ -17,6 +17,7 @@ from dockyard.pool.berth import BerthPool, State
 from dockyard.sessions.api import running_stack
 from dockyard.settings import Settings
 from dockyard.stack.compose import ComposeModel
+from dockyard.stack.waits import choice as waits
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ def checklist(settings: Settings, *, quick: bool) -> Iterator[Check]:
             "change the lines named above; dockyard never edits your compose files",
             ExitCode.BAD_CONFIGURATION,
         )
+        yield _run("readiness", functools.partial(_readiness, model, settings))
         yield _run(
             "port block",
             lambda: f"{len(model.port_map(settings.port_block(0)))} published ports fit in {settings.block_size}",
@@ -92,6 +94,12 @@ def checklist(settings: Settings, *, quick: bool) -> Iterator[Check]:
             return f"up and down in a spare berth ({services} services healthy)"
 
         yield _run("smoke", smoke)
+
+
+def _readiness(model: ComposeModel, settings: Settings) -> str:
+    """A warning (not a failure) for each service whose readiness dockyard can only guess at."""
+    unwaited = [f"warning: {finding}" for finding in waits.unwaited(model, settings)]
+    return "\n".join(unwaited) if unwaited else "every service publishing ports has a health check or wait strategy"
 
 
 def _engine_check(engine: Engine) -> str:

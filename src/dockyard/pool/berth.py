@@ -27,7 +27,7 @@ from filelock import FileLock, Timeout
 from dockyard.engine.endpoints import LOCAL, Engine, engine_for, engines_of
 from dockyard.errors import CorruptRecord, DockerUnavailable
 from dockyard.pool.lease import LeaseRecord, read_record, remove_record, write_record
-from dockyard.pool.ports import ports_in_use
+from dockyard.pool.ports import PortBlock, ports_in_use
 from dockyard.settings import Settings
 
 _POOL_ID = ".pool-id"
@@ -96,7 +96,7 @@ class BerthStatus:
 
     index: int
     project: str
-    port_block: range
+    port_block: PortBlock
     state: State
     record: LeaseRecord | None = None
     reason: str = ""
@@ -112,7 +112,7 @@ class Berth:
 
     index: int
     project: str
-    port_block: range
+    port_block: PortBlock
     lock_path: Path
     record: LeaseRecord
     stale: LeaseRecord | None = None
@@ -228,7 +228,7 @@ class BerthPool:
             lock.release(force=True)
             raise
 
-    def _busy(self, block: range) -> list[int]:
+    def _busy(self, block: PortBlock) -> list[int]:
         # A remote engine's ports are bound on its own host, out of sight of this one's /proc.
         return ports_in_use(block) if self.local else []
 

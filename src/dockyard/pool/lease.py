@@ -17,8 +17,10 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from dockyard.errors import CorruptRecord
+from dockyard.portblock import PortBlock
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class LeaseRecord:
     lease_id: str
     index: int
     project: str
-    port_block: tuple[int, int]  # first and last port, inclusive
+    port_block: PortBlock
     pid: int
     user: str
     host: str
@@ -42,14 +44,14 @@ class LeaseRecord:
 
     @classmethod
     def for_current_process(
-        cls, index: int, project: str, block: range, engine: str = "", engine_id: str = ""
+        cls, index: int, project: str, block: PortBlock, engine: str = "", engine_id: str = ""
     ) -> LeaseRecord:
         """A record describing this process as the holder of a berth on ``engine``."""
         return cls(
             lease_id=uuid.uuid4().hex[:12],
             index=index,
             project=project,
-            port_block=(block.start, block.stop - 1),
+            port_block=block,
             pid=os.getpid(),
             user=getpass.getuser(),
             host=socket.gethostname(),
@@ -59,6 +61,20 @@ class LeaseRecord:
             engine=engine,
             engine_id=engine_id,
         )
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-able data: its fields, the port block as ``[first, last]``.
+
+        The shape of the record files, of ``holder`` in ``status --json`` and of a berth
+        handed to a child process.
+        """
+        return {**asdict(self), "port_block": self.port_block.to_json()}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LeaseRecord:
+        """The record :meth:`to_json` wrote; keys it does not know (a newer dockyard's) are ignored."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**fields, "port_block": PortBlock.from_json(data["port_block"])})
 
     def describe(self) -> str:
         """One line for humans: who, where, since when."""
@@ -79,9 +95,6 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "engine": str,
     "engine_id": str,
 }
-
-
-_KNOWN = frozenset(LeaseRecord.__dataclass_fields__)
 
 
 _ENGINE_KEYS = ("engine", "engine_id")
@@ -107,7 +120,7 @@ def _replace(path: Path, data: dict[str, object]) -> None:
 
 def write_record(path: Path, record: LeaseRecord) -> None:
     """Atomically replace ``path`` with ``record`` (mode 0600); its engine first, beside it."""
-    data = asdict(record)
+    data = record.to_json()
     engine = {key: data.pop(key) for key in _ENGINE_KEYS}
     _replace(engine_path(path), {"lease_id": record.lease_id, **engine})
     _replace(path, data)
@@ -133,9 +146,10 @@ def read_record(path: Path) -> LeaseRecord | None:
         return None
     try:
         data = json.loads(raw)  # bytes: invalid UTF-8 is a ValueError here, reported as corrupt
-        data["port_block"] = tuple(data["port_block"])
+        if not isinstance(data, dict):
+            raise TypeError(f"the record is a JSON {type(data).__name__}, not an object")
         # Keys of a newer dockyard are ignored, not taken for corruption (see engine_path).
-        record = LeaseRecord(**{k: v for k, v in data.items() if k in _KNOWN})
+        record = LeaseRecord.from_json(data)
         for name, kind in _FIELD_TYPES.items():
             if not isinstance(getattr(record, name), kind) or isinstance(getattr(record, name), bool):
                 raise TypeError(f"{name} is {type(getattr(record, name)).__name__}, not {kind}")

@@ -1,10 +1,13 @@
-"""Host port checks and the stable layout of published ports inside a block."""
+"""Host port checks and the stable layout of published ports inside a :class:`PortBlock`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from dockyard.host import listening_ports, port_taken
+from dockyard.portblock import PortBlock
+
+__all__ = ["PortBlock", "PublishedPort", "layout", "ports_in_use"]
 
 
 def ports_in_use(ports: Iterable[int]) -> list[int]:
@@ -25,7 +28,7 @@ def ports_in_use(ports: Iterable[int]) -> list[int]:
 PublishedPort = tuple[str, int, str]  # (service, container port, protocol)
 
 
-def layout(published: Iterable[PublishedPort], block: range) -> dict[PublishedPort, int]:
+def layout(published: Iterable[PublishedPort], block: PortBlock) -> dict[PublishedPort, int]:
     """Host port for every published (service, container port, protocol).
 
     Offsets follow the sorted order of the published ports, so the same compose files give
@@ -34,4 +37,4 @@ def layout(published: Iterable[PublishedPort], block: range) -> dict[PublishedPo
     ordered = sorted(set(published))
     if len(ordered) > len(block):
         raise ValueError(f"{len(ordered)} published ports do not fit in a block of {len(block)}")
-    return {key: block[offset] for offset, key in enumerate(ordered)}
+    return {key: block.start + offset for offset, key in enumerate(ordered)}

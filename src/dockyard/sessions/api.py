@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
 from dockyard.engine.endpoints import engine_for, preflight
@@ -18,13 +17,13 @@ from dockyard.pool.reaping import reap_berth
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel
-from dockyard.stack.stack import Progress, Stack, _quiet
-from dockyard.ui.progress import SILENT
+from dockyard.stack.stack import Stack
+from dockyard.ui.progress import SILENT, Reporter
 
 BERTH_ENV = "DOCKYARD_BERTH"  # how a process holding a berth hands it to its children
 
 
-def _docker_reaper(_index: int, _project: str, lock_path: Path) -> None:
+def docker_reaper(_index: int, _project: str, lock_path: Path) -> None:
     """Reap a dead holder's leftovers on the engine its record names; without Docker there is nothing to reap."""
     try:
         record = read_record(lock_path.with_suffix(".json"))
@@ -51,7 +50,7 @@ def acquire_berth(
     leftovers are reaped before the berth is handed out; its record is ``berth.stale``.
     """
     settings = settings or load_settings()
-    berth = leasing.acquire(settings, timeout=timeout, reaper=_docker_reaper)
+    berth = leasing.acquire(settings, timeout=timeout, reaper=docker_reaper)
     try:
         watch(berth)
         if with_ports:
@@ -64,7 +63,9 @@ def acquire_berth(
 
 
 @contextmanager
-def running_stack(settings: Settings | None = None, *, progress: Progress = _quiet) -> Iterator[Stack]:
+def running_stack(
+    settings: Settings | None = None, *, progress: Reporter | Callable[[str], None] = SILENT
+) -> Iterator[Stack]:
     """Acquire a berth, start the stack healthy in it, yield it, tear it all down."""
     settings = settings or load_settings()
     with acquire_berth(settings, with_ports=False) as berth:
@@ -78,7 +79,7 @@ def running_stack(settings: Settings | None = None, *, progress: Progress = _qui
 
 def hand_down(stack: Stack) -> dict[str, str]:
     """Environment for a child process that should use this running stack."""
-    data = {**stack.describe(), "lock_path": str(stack.berth.lock_path), "record": asdict(stack.berth.record)}
+    data = {**stack.describe(), "lock_path": str(stack.berth.lock_path), "record": stack.berth.record.to_json()}
     return {BERTH_ENV: json.dumps(data)}
 
 
@@ -88,13 +89,10 @@ def handed_down(settings: Settings) -> Stack | None:
     if not raw:
         return None
     data = json.loads(raw)
-    record_data = dict(data["record"])
-    record_data["port_block"] = tuple(record_data["port_block"])
-    return stack_of(settings, LeaseRecord(**record_data), Path(data["lock_path"]))
+    return stack_of(settings, LeaseRecord.from_json(data["record"]), Path(data["lock_path"]))
 
 
-def stack_of(settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Progress = SILENT) -> Stack:
+def stack_of(settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Reporter = SILENT) -> Stack:
     """The stack in a berth another process holds (its lease record and lock), to act on it."""
-    first, last = record.port_block
-    berth = Berth(record.index, record.project, range(first, last + 1), lock_path, record)
+    berth = Berth(record.index, record.project, record.port_block, lock_path, record)
     return Stack(settings, berth, progress=progress)

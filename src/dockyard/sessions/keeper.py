@@ -2,8 +2,9 @@
 
 A berth lives exactly as long as the process holding its lock. `dockyard up` must return
 to the shell, so it starts this process in its own session; the keeper takes the berth,
-starts the stack, writes one JSON line (the berth, or the error) to its stdout, and then
-waits. SIGTERM or SIGINT tears the stack down and releases the berth.
+starts the stack, writes one JSON line (the berth, or the error as
+:meth:`~dockyard.errors.DockyardError.to_json` makes it) to its stdout, and then waits.
+SIGTERM or SIGINT tears the stack down and releases the berth.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import threading
 
 from dockyard.errors import DockyardError
 from dockyard.pool import leasing
-from dockyard.sessions.api import _docker_reaper
+from dockyard.sessions.api import docker_reaper
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import load_settings
 from dockyard.stack.stack import Stack
@@ -29,9 +30,9 @@ def main(root: str, build: str) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         settings = load_settings(root)
-        berth = leasing.acquire(settings, reaper=_docker_reaper)
+        berth = leasing.acquire(settings, reaper=docker_reaper)
     except DockyardError as exc:
-        print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
+        print(json.dumps({"error": exc.to_json()}), flush=True)
         return int(exc.exit_code)
     try:
         watch(berth)
@@ -44,7 +45,7 @@ def main(root: str, build: str) -> int:
         stack.down()
         return 0
     except DockyardError as exc:
-        print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
+        print(json.dumps({"error": exc.to_json()}), flush=True)
         return int(exc.exit_code)
     finally:
         berth.release()

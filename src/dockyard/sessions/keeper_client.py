@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.engine.endpoints import engine_for
-from dockyard.errors import DockyardError, ExitCode
+from dockyard.errors import DockyardError
 from dockyard.pool import leasing
 from dockyard.pool.berth import BerthPool, State, lock_is_held
 from dockyard.pool.lease import LeaseRecord
@@ -27,7 +28,8 @@ KEEPER_PATH = str(Path(__file__).with_name("keeper.py"))
 def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter = SILENT) -> dict[str, Any]:
     """Start a keeper for ``settings`` and return its berth once the stack is healthy.
 
-    The keeper's progress events are shown through ``progress`` as they come.
+    The keeper's progress events are shown through ``progress`` as they come; its error is
+    raised here as the keeper raised it (``NoFreeBerth``, ``StackUnhealthy``, ...).
     """
     proc = subprocess.Popen(
         [sys.executable, "-m", _KEEPER_MODULE, str(settings.root), "build" if build else "no-build"],
@@ -38,16 +40,15 @@ def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter =
         text=True,
         cwd=settings.root,
     )
-    for line in proc.stdout or ():
-        message = json.loads(line)
-        if replay(message, progress):
-            continue
-        if "berth" in message:
-            return dict(message["berth"])
-        proc.wait()
-        err = DockyardError(message["error"])
-        err.exit_code = ExitCode(message["exit_code"])
-        raise err
+    with proc.stdout or io.StringIO() as answers:  # closed whichever way this ends
+        for line in answers:
+            message = json.loads(line)
+            if replay(message, progress):
+                continue
+            if "berth" in message:
+                return dict(message["berth"])
+            proc.wait()
+            raise DockyardError.from_json(message["error"])
     proc.wait()
     raise DockyardError(f"the keeper process exited ({proc.returncode}) before the stack was up")
 

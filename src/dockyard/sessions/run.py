@@ -20,7 +20,7 @@ from dockyard.errors import DockyardError
 from dockyard.host import die_with_parent
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
-from dockyard.sessions.api import _docker_reaper, hand_down
+from dockyard.sessions.api import docker_reaper, hand_down
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
 from dockyard.stack.evidence import artifacts_since
@@ -62,7 +62,7 @@ def summarise(berth: Berth, timings: Mapping[str, float], code: int, artifacts: 
     """The end-of-run summary on stderr: berth, stack ready time, the command's exit, teardown, artifacts."""
     status = "passed" if code == 0 else f"killed by signal {-code}" if code < 0 else "failed"
     fields: list[tuple[str, object]] = [
-        ("berth", f"{berth.index} ({berth.project}), ports {berth.port_block.start}-{berth.port_block.stop - 1}"),
+        ("berth", f"{berth.index} ({berth.project}), ports {berth.port_block}"),
         ("ports", ", ".join(f"{s}:{c}->{h}" for s, m in sorted(berth.ports.items()) for c, h in sorted(m.items()))),
         ("acquired in", f"{timings.get('acquire', 0.0):.2f}s"),
     ]
@@ -87,7 +87,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
     child: subprocess.Popen[bytes] | None = None
     try:
         t0 = time.monotonic()
-        berth = leasing.acquire(settings, reaper=_docker_reaper)
+        berth = leasing.acquire(settings, reaper=docker_reaper)
         timings["acquire"] = time.monotonic() - t0
         held_since = time.time()
         try:

@@ -1,1 +1,1 @@
-"""One compose project in a berth: its model, override, lifecycle, readiness, evidence, fresh state."""
+"""One compose project in a berth: model, override, lifecycle, readiness by strategy, evidence, masking, fresh state."""

@@ -10,19 +10,21 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from dockyard.engine.endpoints import compose_version
 from dockyard.engine.images import BuildSpec
 from dockyard.errors import ComposeError, ConfigError
-from dockyard.pool.ports import PublishedPort, layout
+from dockyard.pool.ports import PortBlock, PublishedPort, layout
 from dockyard.settings import Settings
-from dockyard.stack.memo import effective_config
+from dockyard.stack.masking import find_secrets, strings
+from dockyard.stack.memo import TolerantLoader, effective_config
 
-_SECRET_KEY = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
 # What dockyard reads of the configuration before `compose up` (ports, start order, images,
 # parallel-safety findings, the override): all the memo keeps. Environment, commands and
 # health checks, where interpolated secrets end up, stay out of it.
@@ -56,19 +58,6 @@ def compose_command(settings: Settings, project: str, extra_files: Iterable[Path
     return cmd
 
 
-def _strings(value: object) -> Iterator[str]:
-    """Every string in a JSON-like value, keys included."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for key, item in value.items():
-            yield str(key)
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
 def shape_of(config: Mapping[str, Any], secrets: Iterable[str]) -> dict[str, Any] | None:
     """The part of ``config`` dockyard reads before ``up``; None when a secret occurs in it."""
     shape: dict[str, Any] = {key: config[key] for key in _SHAPE_KEYS if key in config}
@@ -78,7 +67,7 @@ def shape_of(config: Mapping[str, Any], secrets: Iterable[str]) -> dict[str, Any
     }
     # Checked on the strings themselves, not on their JSON text, where escaping would hide a
     # secret holding a quote or a backslash.
-    found = [secret for secret in secrets if any(secret in text for text in _strings(shape))]
+    found = [secret for secret in secrets if any(secret in text for text in strings(shape))]
     return None if found else shape
 
 
@@ -163,7 +152,7 @@ class ComposeModel:
             for p in svc.get("ports", [])
         ]
 
-    def port_map(self, block: range) -> dict[PublishedPort, int]:
+    def port_map(self, block: PortBlock) -> dict[PublishedPort, int]:
         """Host port of each published port inside ``block``; ConfigError when they do not fit."""
         published = self.published()
         if len(set(published)) > len(block):
@@ -175,13 +164,24 @@ class ComposeModel:
         return layout(published, block)
 
     def secrets(self) -> set[str]:
-        """Values of environment variables and build args that look like secrets."""
-        found = set()
-        for svc in (self.config.get("services") or {}).values():
-            for mapping in (svc.get("environment") or {}, (svc.get("build") or {}).get("args") or {}):
-                for key, value in mapping.items():
-                    if value and _SECRET_KEY.search(key) and len(str(value)) >= 4:
-                        found.add(str(value))
+        """Every secret value of the configuration (see :func:`dockyard.stack.masking.find_secrets`)."""
+        return find_secrets(self.config, self.settings)
+
+    def extension(self, service: str) -> dict[str, Any]:
+        """The ``x-dockyard`` table of ``service`` in the user's files (a later file's keys win).
+
+        Read from the files themselves: ``docker compose config --format json`` leaves a
+        service's extensions out.
+        """
+        found: dict[str, Any] = {}
+        for path in self.settings.compose_files:
+            try:
+                data = yaml.load(path.read_text(), Loader=TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+            except (OSError, yaml.YAMLError):
+                continue
+            svc = ((data or {}).get("services") or {}).get(service) if isinstance(data, dict) else None
+            if isinstance(svc, dict) and isinstance(svc.get("x-dockyard"), dict):
+                found.update(svc["x-dockyard"])
         return found
 
     def build_specs(self) -> list[BuildSpec]:
@@ -214,7 +214,7 @@ class ComposeModel:
                     Finding(
                         name,
                         "fixed `container_name` collides between berths; remove it",
-                        self._locate("container_name", svc["container_name"]),
+                        self.locate("container_name", svc["container_name"]),
                     )
                 )
             if svc.get("network_mode") == "host":
@@ -222,7 +222,7 @@ class ComposeModel:
                     Finding(
                         name,
                         "`network_mode: host` shares the host's ports; use published ports",
-                        self._locate("network_mode", "host"),
+                        self.locate("network_mode", "host"),
                     )
                 )
             for vol in svc.get("volumes", []):
@@ -234,7 +234,7 @@ class ComposeModel:
                                 name,
                                 f"writable bind mount of shared host path {source}; "
                                 "use a named volume or mount it read-only",
-                                self._locate(str(source)),
+                                self.locate(str(source)),
                             )
                         )
         for kind in ("networks", "volumes"):
@@ -244,7 +244,7 @@ class ComposeModel:
                         Finding(
                             key,
                             f"external {kind[:-1]} is shared by every berth; let compose create it",
-                            self._locate("external"),
+                            self.locate("external"),
                         )
                     )
                 for pool in ((spec or {}).get("ipam") or {}).get("config") or []:
@@ -253,12 +253,12 @@ class ComposeModel:
                             Finding(
                                 key,
                                 f"fixed subnet {pool['subnet']} collides between berths; remove it",
-                                self._locate("subnet", pool["subnet"]),
+                                self.locate("subnet", pool["subnet"]),
                             )
                         )
         return out
 
-    def _locate(self, key: str, value: object = None) -> str:
+    def locate(self, key: str, value: object = None) -> str:
         """``file:line`` of the first line naming ``key`` (and ``value``) in the user's files."""
         for path in self.settings.compose_files:
             for number, line in enumerate(path.read_text().splitlines(), 1):
@@ -266,7 +266,7 @@ class ComposeModel:
                     return f"{path.relative_to(self.settings.root)}:{number}"
         return str(self.settings.compose_files[0].relative_to(self.settings.root))
 
-    def override(self, project: str, block: range, labels: Mapping[str, str], address: str = "127.0.0.1") -> str:
+    def override(self, project: str, block: PortBlock, labels: Mapping[str, str], address: str = "127.0.0.1") -> str:
         """The override file of one berth, as YAML text (JSON scalars are valid YAML).
 
         Published ports bind to ``address``: loopback, unless the engine's host is another one.

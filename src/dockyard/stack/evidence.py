@@ -1,4 +1,4 @@
-"""Artifact bundles: what is saved when a stack fails, with every secret masked.
+"""Failure evidence: the error a failed start raises, and the artifact bundle it leaves.
 
 A bundle holds, per service, its logs and its inspect output (with the health-check
 history), plus ``ps`` of the project and the effective compose config. Secrets are the
@@ -11,46 +11,21 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dockyard.dirs import private_dir
+from dockyard.errors import DockyardError, StackUnhealthy
+from dockyard.settings import Settings
+from dockyard.stack.compose import ComposeModel
+from dockyard.stack.project import ComposeProject
+from dockyard.stack.services import SERVICE_LABEL
 
 if TYPE_CHECKING:
     from docker.models.containers import Container
 
-MASK = "********"
 LOG_TAIL = 30
-
-
-class Redactor:
-    """Replaces known secret values in text."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        # Also as JSON writes them (a quote or backslash escaped): bundles hold JSON documents.
-        forms = {form for s in secrets if s for form in (s, json.dumps(s)[1:-1])}
-        # Longest first, so a secret that contains another is masked whole.
-        self.secrets = sorted(forms, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
-
-    @classmethod
-    def withholding(cls, reason: str) -> Redactor:
-        """A redactor for when the secrets are unknown: it withholds all text rather than risk one."""
-        return _Withholding(reason)
-
-
-class _Withholding(Redactor):
-    def __init__(self, reason: str) -> None:
-        super().__init__(())
-        self.reason = reason
-
-    def __call__(self, text: str) -> str:
-        return f"(withheld: {self.reason})" if text.strip() else text
 
 
 def health_output(container: Container, last: int = 3) -> str:
@@ -73,7 +48,7 @@ def write_bundle(
     reason: str,
     containers: Iterable[Container],
     config: dict[str, Any],
-    redact: Redactor,
+    redact: Callable[[str], str],
 ) -> Path:
     """Write the bundle of ``project`` and return its directory."""
     bundle = private_dir(artifacts_dir / f"{project}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
@@ -87,7 +62,7 @@ def write_bundle(
     rows = []
     for container in containers:
         container.reload()
-        service = container.labels.get("com.docker.compose.service", container.name)
+        service = container.labels.get(SERVICE_LABEL, container.name)
         state = container.attrs.get("State") or {}
         rows.append(
             {
@@ -128,3 +103,54 @@ def artifacts_since(artifacts_dir: Path, since: float) -> list[Path]:
             if mtime >= since:
                 found.append((mtime, entry))
     return [entry for _, entry in sorted(found)]
+
+
+class Evidence:
+    """Turns a failed start into its evidence: the error text, the bundle, and the teardown."""
+
+    def __init__(self, settings: Settings, project: ComposeProject, model: ComposeModel) -> None:
+        self.settings = settings
+        self.project = project
+        self.model = model
+
+    def fail(
+        self, reason: str, services: Sequence[str], *, teardown: Callable[[], None], ports: Mapping[str, Any]
+    ) -> NoReturn:
+        """Collect the evidence of ``services``, write the bundle, tear down (unless kept), raise.
+
+        ``ports`` are the host ports shown when ``keep_on_failure`` leaves the stack running.
+        """
+        containers = self.project.containers()
+        parts = [f"stack {self.project.name} did not become healthy: {reason}"]
+        for c in containers:
+            service = c.labels.get(SERVICE_LABEL, c.name)
+            if service not in services:
+                continue
+            if health := health_output(c):
+                parts.append(f"--- {service}: health check ---\n{health}")
+            parts.append(f"--- {service}: last log lines ---\n{log_tail(c).rstrip()}")
+        bundle = write_bundle(
+            self.settings.artifacts_dir,
+            project=self.project.name,
+            reason=parts[0],
+            containers=containers,
+            config=self._bundle_config(),
+            redact=self.project.redact,
+        )
+        if self.settings.keep_on_failure:
+            parts.append(
+                f"keep_on_failure: {self.project.name} is left running; ports: {json.dumps(ports)}"
+                # `down` only knows berths kept by `dockyard up`; once this session ends
+                # and its berth is free, the stack is an orphan that `cleanup` removes.
+                "; take it down with `dockyard cleanup` once this session has ended"
+            )
+        else:
+            teardown()
+        raise StackUnhealthy(self.project.redact("\n".join(parts)), services=services, bundle=str(bundle))
+
+    def _bundle_config(self) -> dict[str, Any]:
+        """The effective configuration for a failure bundle; what is known of it if Compose fails now."""
+        try:
+            return self.model.config
+        except DockyardError:
+            return {"dockyard": "`docker compose config` failed while the bundle was written", **self.model.shape}

@@ -8,7 +8,10 @@ again from that template (``CREATE DATABASE ... TEMPLATE``), and Redis is flushe
 The services are found in the compose config, with no configuration: PostgreSQL is the
 service publishing 5432 (user, password and database from its ``POSTGRES_*`` environment),
 Redis the one publishing 6379. With ``worker`` set (xdist workers sharing one stack), each
-worker gets its own database cloned from the template and its own Redis database number.
+worker gets its own database cloned from the template and its own Redis database: ``gwN``
+gets number N + 1 (0 stays the stack's own). A Redis server has a fixed number of databases
+(16 unless ``--databases`` says otherwise); a worker past them is an error saying so, never
+a database shared with another worker.
 """
 
 from __future__ import annotations
@@ -65,6 +68,19 @@ def _find(stack: Stack) -> tuple[Postgres | None, tuple[str, int] | None]:
     return postgres, redis
 
 
+def _redis_database(worker: str | None) -> int:
+    """The Redis database of ``worker``: 0 for a stack of its own, N + 1 for xdist worker ``gwN``."""
+    if not worker:
+        return 0
+    number = re.search(r"\d+$", worker)
+    if number is None:
+        raise DockyardError(
+            f"worker {worker!r} has no number to choose its Redis database by",
+            remedy="name workers as pytest-xdist does (gw0, gw1, ...)",
+        )
+    return int(number.group()) + 1
+
+
 class FreshState:
     """Resets a stack's PostgreSQL and Redis to the snapshot taken after start-up."""
 
@@ -85,8 +101,7 @@ class FreshState:
         self.template = f"{base}_dockyard_template"
         # Shared stack: a database per worker; own stack: the service's database itself.
         self.database = f"{base}_{re.sub(r'[^a-z0-9_]', '_', worker.lower())}" if worker else base
-        number = re.sub(r"\D", "", worker or "")
-        self.redis_db = (int(number) % 15) + 1 if worker and number else 0
+        self.redis_db = _redis_database(worker) if self.redis_address is not None else 0
 
     @property
     def dsn(self) -> str:
@@ -170,11 +185,44 @@ class FreshState:
         if self._redis is None:
             assert self.redis_address is not None  # noqa: S101 - reset() checks; narrows the type
             host, port = self.redis_address
+            if self.redis_db:
+                self._check_databases(redis.Redis(host=host, port=port, socket_timeout=5))
             self._redis = redis.Redis(host=host, port=port, db=self.redis_db, socket_timeout=5)
-        if self.worker:
-            self._redis.flushdb()
-        else:
+        if not self.worker:
             self._redis.flushall()
+            return
+        try:
+            self._redis.flushdb()
+        except redis.ResponseError as exc:
+            # Only where CONFIG is disabled (a managed Redis) does the server's SELECT find out.
+            if "DB index" not in str(exc):
+                raise
+            raise self._too_few(None) from exc
+
+    def _check_databases(self, admin: Any) -> None:
+        """Fail unless the server has this worker's database (``CONFIG GET databases``)."""
+        import redis  # noqa: PLC0415 - optional: only projects with Redis need it
+
+        try:
+            limit = int(admin.config_get("databases")["databases"])
+        except (redis.ResponseError, KeyError, ValueError):
+            return  # CONFIG renamed or disabled: SELECT will tell, on the first flush
+        finally:
+            admin.close()
+        if self.redis_db >= limit:
+            raise self._too_few(limit)
+
+    def _too_few(self, limit: int | None) -> DockyardError:
+        assert self.redis_address is not None  # noqa: S101 - only called with Redis; narrows the type
+        host, port = self.redis_address
+        has = f"which has {limit} (0-{limit - 1})" if limit is not None else "which has fewer"
+        workers = f"at most {limit - 1} workers (-n {limit - 1})" if limit is not None else "fewer workers"
+        return DockyardError(
+            f"xdist worker {self.worker} needs Redis database {self.redis_db} of {self.stack.project}'s "
+            f"Redis at {host}:{port}, {has}: each worker sharing the stack has one of its own, after database 0",
+            remedy=f"share the stack between {workers}, or give the Redis service more databases "
+            "(`redis-server --databases <workers + 1>` in its command)",
+        )
 
     def summary(self) -> str:
         """Median and worst reset time, for the end of the run."""

@@ -51,7 +51,7 @@ Loader = Callable[[], tuple[tuple[int, int, int], dict[str, Any]]]
 Projection = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
-class _TolerantLoader(yaml.SafeLoader):
+class TolerantLoader(yaml.SafeLoader):
     """Safe YAML that reads Compose's own tags (``!reset``, ``!override``) as plain values."""
 
 
@@ -63,7 +63,7 @@ def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
     return loader.construct_scalar(node)  # type: ignore[arg-type]  # the remaining node kind
 
 
-_TolerantLoader.add_multi_constructor("!", _untagged)
+TolerantLoader.add_multi_constructor("!", _untagged)
 
 
 def compose_plugin() -> list[object] | None:
@@ -96,7 +96,7 @@ def _as_list(value: object) -> list[Any]:
 def _referenced(path: Path, project_dir: Path) -> Iterator[Path]:
     """Files that ``path`` pulls into the configuration (``include``, ``extends``, ``env_file``)."""
     try:
-        data = yaml.load(path.read_text(), Loader=_TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(path.read_text(), Loader=TolerantLoader)  # noqa: S506 - a SafeLoader subclass
     except (OSError, yaml.YAMLError):
         return
     if not isinstance(data, dict):

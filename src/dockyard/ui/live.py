@@ -21,6 +21,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from dockyard.portblock import PortBlock
 from dockyard.ui.progress import BUILT, DONE, FAILED, HEALTHY, STARTING, UNHEALTHY, WAITING
 
 _STYLE = {HEALTHY: "green", BUILT: "green", "cached": "green", UNHEALTHY: "red", FAILED: "red", WAITING: "dim"}
@@ -132,10 +133,10 @@ class LiveReporter:
         """The image's row ends as cached or built (with its time)."""
         self._set("image", image, status, took=seconds)
 
-    def stack_starting(self, project: str, services: Sequence[str], port_block: tuple[int, int]) -> None:
+    def stack_starting(self, project: str, services: Sequence[str], port_block: PortBlock) -> None:
         """A title for the stack and a waiting row per service."""
         with self._lock:
-            self.title = f"{project}  ports {port_block[0]}-{port_block[1]}"
+            self.title = f"{project}  ports {port_block}"
         for service in services:
             self._set("service", service, WAITING)
 

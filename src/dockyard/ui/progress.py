@@ -1,6 +1,6 @@
 """The progress seam: what dockyard tells while images build and services become healthy.
 
-:mod:`dockyard.engine.images` and :mod:`dockyard.stack.stack` report events to a :class:`Reporter`;
+:mod:`dockyard.engine.images` and :mod:`dockyard.stack` report events to a :class:`Reporter`;
 how (or whether) they are shown is the reporter's business. The default is :data:`SILENT`,
 so a library user sees nothing. The front doors pick a reporter for the terminal
 (:func:`dockyard.ui.console.reporter`): a rich live display on an interactive terminal, one
@@ -16,6 +16,8 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol, runtime_checkable
+
+from dockyard.portblock import PortBlock
 
 # A service's states, in the order a healthy start passes through them.
 WAITING = "waiting"  # created; its turn (a depends_on level) has not come
@@ -54,7 +56,7 @@ class Reporter(Protocol):
         """``image`` is there: ``status`` is ``"cached"`` or ``"built"``, after ``seconds``."""
         return None  # noqa: RET501 - a silent default, not an abstract method
 
-    def stack_starting(self, project: str, services: Sequence[str], port_block: tuple[int, int]) -> None:
+    def stack_starting(self, project: str, services: Sequence[str], port_block: PortBlock) -> None:
         """The stack's containers are created; every service in ``services`` is waiting."""
         return None  # noqa: RET501 - a silent default, not an abstract method
 
@@ -102,9 +104,9 @@ class Lines:
         """``image <image>: cached`` or ``... built in 12.3s``."""
         self.sink(f"image {image}: {status}" + (f" in {_seconds(seconds)}" if status == BUILT else ""))
 
-    def stack_starting(self, project: str, services: Sequence[str], port_block: tuple[int, int]) -> None:
+    def stack_starting(self, project: str, services: Sequence[str], port_block: PortBlock) -> None:
         """``starting <project> on ports A-B: svc, ...``."""
-        self.sink(f"starting {project} on ports {port_block[0]}-{port_block[1]}: {', '.join(services)}")
+        self.sink(f"starting {project} on ports {port_block}: {', '.join(services)}")
 
     def service_state(self, service: str, state: str, detail: str = "") -> None:
         """``<service>: <state>``, with the time to healthy or the reason of a failure."""
@@ -155,7 +157,7 @@ class _Changes:
         """Forward."""
         self.inner.image_done(image, status, seconds)
 
-    def stack_starting(self, project: str, services: Sequence[str], port_block: tuple[int, int]) -> None:
+    def stack_starting(self, project: str, services: Sequence[str], port_block: PortBlock) -> None:
         """Forward; every service is waiting now."""
         self._state.update(dict.fromkeys(services, WAITING))
         self.inner.stack_starting(project, services, port_block)
@@ -209,9 +211,9 @@ class JsonLines:
         """Emit the event."""
         self._emit("image_done", image=image, status=status, seconds=seconds)
 
-    def stack_starting(self, project: str, services: Sequence[str], port_block: tuple[int, int]) -> None:
-        """Emit the event."""
-        self._emit("stack_starting", project=project, services=list(services), port_block=list(port_block))
+    def stack_starting(self, project: str, services: Sequence[str], port_block: PortBlock) -> None:
+        """Emit the event (the block as ``[start, last]``)."""
+        self._emit("stack_starting", project=project, services=list(services), port_block=port_block.to_json())
 
     def service_state(self, service: str, state: str, detail: str = "") -> None:
         """Emit the event."""
@@ -231,6 +233,6 @@ def replay(message: Mapping[str, Any], reporter: Reporter) -> bool:
     if event not in _EVENTS:
         return False
     if event == "stack_starting":
-        args["port_block"] = tuple(args["port_block"])
+        args["port_block"] = PortBlock.from_json(args["port_block"])
     getattr(reporter, str(event))(**args)
     return True

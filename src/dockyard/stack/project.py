@@ -1,0 +1,138 @@
+"""The berth's compose project as the stack's roles reach it: one door to Compose and the engine.
+
+Three channels, each for what only it does well:
+
+- python-on-whales (:attr:`ComposeProject.compose`) for Compose's own verbs (``up``, ``down``,
+  ``stop``, ``restart``): the engine users run, not a re-implementation;
+- the ``docker compose`` CLI as a child process (:meth:`ComposeProject.command`) for streams
+  (``logs --follow``, ``exec``), which a reader that stops early must be able to end;
+- the engine API (:attr:`ComposeProject.api`) for the fine-grained looks of a start: container
+  states many times a second, starting one level of ``depends_on``, running a check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dockyard.engine.endpoints import preflight
+from dockyard.errors import ComposeError
+from dockyard.pool.berth import Berth
+from dockyard.settings import Settings
+from dockyard.stack.compose import compose_command
+from dockyard.stack.services import PROJECT_LABEL, SERVICE_LABEL, ServiceState, engine_states
+
+if TYPE_CHECKING:
+    from docker import APIClient
+    from docker import DockerClient as SdkClient
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
+
+class ComposeProject:
+    """One compose project (the berth's) with the user's files and the berth's override file."""
+
+    def __init__(
+        self, settings: Settings, berth: Berth, override_path: Path, redact: Callable[[str], str] = str
+    ) -> None:
+        self.settings = settings
+        self.berth = berth
+        self.override_path = override_path
+        self.redact = redact
+
+    @property
+    def name(self) -> str:
+        """The compose project name."""
+        return self.berth.project
+
+    @property
+    def client(self) -> SdkClient:
+        """docker-py's client of the berth's engine (checked to answer, once per process)."""
+        return preflight(self.berth.engine)
+
+    def ensure_engine(self) -> None:
+        """Check that the engine answers (DockerUnavailable says how to fix it when not)."""
+        preflight(self.berth.engine)
+
+    @property
+    def api(self) -> APIClient:
+        """The engine's low-level API, for many small calls."""
+        return self.client.api
+
+    @cached_property
+    def compose(self) -> DockerClient:
+        """python-on-whales' client for this berth's compose project."""
+        # Imported on first use: python-on-whales (pydantic models) costs ~120 ms of import,
+        # which a process that only reads addresses or writes the override should not pay.
+        from python_on_whales import DockerClient  # noqa: PLC0415
+
+        engine = self.berth.engine
+        return DockerClient(
+            compose_files=[*self.settings.compose_files, self.override_path],
+            compose_project_name=self.name,
+            compose_profiles=list(self.settings.profiles),
+            # The berth's engine, whatever DOCKER_HOST says: by its context (and TLS) or endpoint.
+            host=None if engine.context else engine.endpoint,
+            context=engine.context,
+        )
+
+    def run(self, action: str, call: Callable[[], object]) -> None:
+        """Run one python-on-whales call; a failure becomes a :class:`ComposeError`, masked."""
+        from python_on_whales.exceptions import DockerException  # noqa: PLC0415 - see `compose`
+
+        try:
+            call()
+        except DockerException as exc:
+            raise ComposeError(
+                f"compose {action}", map(str, exc.docker_command), exc.return_code, self.redact(exc.stderr or "")
+            ) from None
+
+    def stderr_tail(self, exc: DockerException) -> str:
+        """The last lines Compose wrote to stderr, masked."""
+        return self.redact("\n".join((exc.stderr or str(exc)).strip().splitlines()[-5:]))
+
+    def command(self, verb: str, *args: str) -> list[str]:
+        """``docker compose ... <verb> <args>`` for this project, to run as a child process."""
+        return [*compose_command(self.settings, self.name, [self.override_path]), verb, *args]
+
+    def cli_env(self) -> dict[str, str]:
+        """The environment a ``docker`` child process needs to reach the berth's engine."""
+        return self.berth.engine.cli_env()
+
+    def states(self) -> list[ServiceState]:
+        """What Docker says of every container of the project (one engine call)."""
+        return engine_states(self.api, self.name)
+
+    def networks(self) -> list[str]:
+        """IDs of the project's networks."""
+        return [n["Id"] for n in self.api.networks(filters={"label": [f"{PROJECT_LABEL}={self.name}"]})]
+
+    def containers(self) -> list[Any]:
+        """docker-py's objects of every container of the project (for the evidence of a failure)."""
+        return list(self.client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={self.name}"}))
+
+    def start_containers(self, services: Sequence[str]) -> list[tuple[str, str]]:
+        """Start the created containers of ``services`` together; (service, why) of each that could not."""
+        from docker.errors import APIError  # noqa: PLC0415 - the `api` property has imported docker-py
+
+        api = self.api
+        rows = api.containers(all=True, filters={"label": [f"{PROJECT_LABEL}={self.name}"]})
+        todo: dict[str, str] = {
+            r["Id"]: r["Labels"][SERVICE_LABEL]
+            for r in rows
+            if (r.get("Labels") or {}).get(SERVICE_LABEL) in services and r["State"] != "running"
+        }
+
+        def start(container_id: str) -> tuple[str, str] | None:
+            try:
+                api.start(container_id)
+            except APIError as exc:
+                return todo[container_id], str(exc.explanation or exc)
+            return None
+
+        # The engine takes ~0.3-0.5 s per start (network attach, port proxies): start them together.
+        with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+            return [p for p in pool.map(start, todo) if p]

@@ -1,0 +1,1 @@
+"""Wait strategies: how dockyard tells that one service is ready, one strategy per module."""

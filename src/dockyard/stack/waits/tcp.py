@@ -1,0 +1,108 @@
+"""``tcp://:PORT``: ready when the container itself accepts connections on the port.
+
+Never through the published host port: docker-proxy accepts there before anything listens
+in the container. The connection goes to the container's own address; where that cannot be
+reached from here (a remote engine), the container's listening sockets are read instead.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from dockyard.stack.waits.protocol import Seen, Target
+
+CONNECT_TIMEOUT = 0.2  # seconds: a container on a local bridge answers in well under a millisecond
+LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
+
+
+def container_address(info: dict[str, Any]) -> str | None:
+    """The container's address on its first network (None without one)."""
+    networks = ((info.get("NetworkSettings") or {}).get("Networks")) or {}
+    return next((n["IPAddress"] for n in networks.values() if n.get("IPAddress")), None)
+
+
+def published_tcp(info: dict[str, Any]) -> list[int]:
+    """The container ports it publishes over TCP."""
+    ports = (info.get("NetworkSettings") or {}).get("Ports") or {}
+    return sorted(int(p.split("/")[0]) for p, bound in ports.items() if p.endswith("/tcp") and bound)
+
+
+def connect(address: str, port: int) -> str | None:
+    """Connect once; None when it was accepted, else what went wrong (``"connection refused"``)."""
+    try:
+        with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT):
+            return None
+    except ConnectionRefusedError:
+        return "connection refused"
+    except TimeoutError:
+        return "timed out"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def refused_port(info: dict[str, Any]) -> int | None:
+    """The first published TCP port the container refuses connections on (None: all accept, or unreachable)."""
+    address = container_address(info)
+    if address is None:
+        return None
+    for port in published_tcp(info):
+        if connect(address, port) == "connection refused":
+            return port
+    return None
+
+
+def listening_ports(target: Target) -> set[int] | None:
+    """The TCP ports the container listens on, from its own ``/proc/net/tcp*`` (None: cannot be read)."""
+    from docker.errors import APIError  # noqa: PLC0415 - the caller's engine client has imported docker-py
+
+    api = target.api
+    try:
+        exec_id = api.exec_create(
+            target.state.container, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], stdout=True, stderr=False
+        )["Id"]
+        out = api.exec_start(exec_id)
+        if api.exec_inspect(exec_id).get("ExitCode") not in (0, 1):  # 1: no IPv6 in the container
+            return None
+    except APIError:
+        return None
+    text = out.decode("ascii", "replace") if isinstance(out, bytes) else str(out)
+    ports = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[3] == LISTEN and ":" in fields[1]:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def served(target: Target, port: int) -> str | None:
+    """None when the container itself serves ``port``, else what was seen instead."""
+    address = container_address(target.info)
+    problem = connect(address, port) if address else "the container has no address"
+    if problem is None or problem == "connection refused":
+        return problem
+    # Not reachable from here: ask the container what it listens on.
+    listening = listening_ports(target)
+    if listening is None:
+        return f"{problem} at {address}, and the container's sockets cannot be read (no `cat` in the image?)"
+    return None if port in listening else "not listening"
+
+
+class Tcp:
+    """``tcp://:PORT``."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.name = f"tcp://:{port}"
+
+    def check(self, target: Target) -> Seen:
+        """Connect once."""
+        state = target.state
+        if state.state == "exited":
+            return Seen(
+                ready=False, failed=True, detail=f"exited with code {state.exit_code} before serving {self.port}"
+            )
+        if state.state != "running":
+            return Seen.not_yet(f"container is {state.state}")
+        problem = served(target, self.port)
+        return Seen(ready=True) if problem is None else Seen.not_yet(f"port {self.port}: {problem}")
