@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
 import sys
 import time
 from collections.abc import Mapping
 
 from bench import ROOT, BenchError
+from bench.cpu import host_busy
 from bench.host import (
     DEMO_FILES,
     compose_config,
@@ -41,8 +44,9 @@ def testcontainers_up_down(bench: Bench, ports: Mapping[str, Mapping[int, int]])
     result = json.loads(proc.check().stdout.strip().splitlines()[-1])
     if left := project_resources(project):
         raise BenchError(f"DockerCompose.stop left {left} of {project}")
-    bench.add("up.own.testcontainers", result["up"])
-    bench.add("down.own.testcontainers", result["down"])
+    for step in ("up", "down"):
+        bench.add(f"{step}.own.testcontainers", result[step])
+        bench.add(f"{step}.own.testcontainers.cpu", result[f"{step}_cpu"])
     bench.check("ready_ok.testcontainers.own", result["ready_ok"], "backend, auth /health")
 
 
@@ -58,16 +62,21 @@ def child() -> int:
         pull=False,
         build=False,
     )
-    began = time.perf_counter()
+    began, busy = time.perf_counter(), host_busy()
     try:
-        compose.start()
-        up = time.perf_counter() - began
+        try:
+            compose.start()
+        except subprocess.CalledProcessError as exc:  # its output is the evidence; the traceback is not
+            tail = "\n".join((exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()[-15:])
+            print(f"`{shlex.join(exc.cmd)}` exited {exc.returncode}:\n{tail}", file=sys.stderr)
+            return 1
+        up, up_cpu = time.perf_counter() - began, host_busy() - busy
         ready_ok = all(http_ok(f"http://127.0.0.1:{ports[svc][8000]}/health") for svc in ("backend", "auth"))
     finally:
-        began = time.perf_counter()
+        began, busy = time.perf_counter(), host_busy()
         compose.stop()  # `docker compose down --volumes`
-        down = time.perf_counter() - began
-    print(json.dumps({"up": up, "down": down, "ready_ok": ready_ok}))
+        down, down_cpu = time.perf_counter() - began, host_busy() - busy
+    print(json.dumps({"up": up, "up_cpu": up_cpu, "down": down, "down_cpu": down_cpu, "ready_ok": ready_ok}))
     return 0
 
 

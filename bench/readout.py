@@ -55,6 +55,14 @@ def live_projects(doc: Any) -> set[str]:
     return {str(_field(b, "project", "a berth of `status --json`")) for b in doc if b.get("state") == "live"}
 
 
+def holder_pid(doc: Any, project: str) -> int | None:
+    """The pid holding the live berth of ``project`` in `status --json` (None when none does)."""
+    for berth in doc if isinstance(doc, list) else []:
+        if berth.get("state") == "live" and berth.get("project") == project and berth.get("holder"):
+            return int(berth["holder"]["pid"])
+    return None
+
+
 @dataclass(frozen=True)
 class RunReport:
     """What `dockyard run` held and how long each step took (its ``DOCKYARD_RUN_REPORT`` file)."""

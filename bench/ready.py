@@ -11,10 +11,13 @@ steps rotates from round to round. Every stack must answer ``/health`` once decl
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
+import signal
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -34,7 +37,7 @@ from bench.host import (
 )
 from bench.peer import testcontainers_up_down
 from bench.procs import run
-from bench.readout import RunReport, UpInfo, live_projects
+from bench.readout import RunReport, UpInfo, holder_pid, live_projects
 from bench.samples import Bench
 
 UP_TIMEOUT = 300.0
@@ -57,6 +60,8 @@ def dockyard_up_down(bench: Bench, cfg: str, files: Sequence[str]) -> None:
         bench.check(f"ready_ok.dockyard.{cfg}", answered, f"{', '.join(ANSWERING)} /health in {info.project}")
     finally:
         down = run(dockyard_cmd("down", "--berth", str(info.index)), timeout=DOWN_TIMEOUT, env=env)
+        if down.code != 0:
+            stop_keeper(info.project, env)
     down.check()
     if left := project_resources(info.project):
         raise BenchError(f"dockyard down left {left} of {info.project}")
@@ -67,6 +72,25 @@ def dockyard_up_down(bench: Bench, cfg: str, files: Sequence[str]) -> None:
     bench.add_proc(f"down.{cfg}.dockyard", down)
     bench.add(f"updown.{cfg}.dockyard.cpu", up.cpu + down.cpu)
     bench.add(f"updown.{cfg}.dockyard", up.seconds + down.seconds)
+
+
+def stop_keeper(project: str, env: Mapping[str, str]) -> None:
+    """Cleanup after a failed `dockyard down`: SIGTERM the keeper holding ``project`` (it tears down) and wait."""
+    status = run(dockyard_cmd("status", "--json"), timeout=60, env=env)
+    pid = holder_pid(status.json(), project) if status.code == 0 else None
+    if pid is None:
+        return
+    say(f"`dockyard down` failed; stopping the keeper of {project} (pid {pid}) itself")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + DOWN_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)  # polling the keeper's exit to a deadline
+    raise BenchError(f"the keeper of {project} (pid {pid}) did not end within {DOWN_TIMEOUT:g}s of SIGTERM")
 
 
 def dockyard_session(bench: Bench, cfg: str, files: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from bench.first_run import own_images
 from bench.host import interval_override
 from bench.images import tag_counts
 from bench.parallel import cpu_bound
-from bench.readout import ParallelSummary, RunReport, UpInfo, live_projects
+from bench.readout import ParallelSummary, RunReport, UpInfo, holder_pid, live_projects
 from bench.rows import SPECS
 from bench.samples import Check, Stats
 from bench.targets import Spec, Target, compare, exit_status, row, verdict
@@ -126,9 +126,14 @@ def test_up_info_names_a_missing_field() -> None:
         UpInfo.parse({k: v for k, v in UP_JSON.items() if k != "addresses"})
 
 
-def test_live_projects_of_status_json() -> None:
-    doc = [{"state": "live", "project": "demo-20300"}, {"state": "free", "project": "demo-20400"}]
+def test_live_projects_and_their_holders_of_status_json() -> None:
+    doc = [
+        {"state": "live", "project": "demo-20300", "holder": {"pid": 41}},
+        {"state": "free", "project": "demo-20400", "holder": None},
+    ]
     assert live_projects(doc) == {"demo-20300"}
+    assert holder_pid(doc, "demo-20300") == 41
+    assert holder_pid(doc, "demo-20400") is None
     with pytest.raises(BenchError, match="not a list"):
         live_projects({"berths": []})
 
