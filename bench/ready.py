@@ -54,7 +54,12 @@ def dockyard_up_down(bench: Bench, cfg: str, files: Sequence[str]) -> None:
     """A: `dockyard up --json`, the stack must answer, `dockyard down`; nothing may be left."""
     env = dockyard_env(files)
     up = run(dockyard_cmd("up", "--json"), timeout=UP_TIMEOUT, env=env).check()
-    info = UpInfo.parse(up.json())
+    try:
+        info = UpInfo.parse(up.json())
+    except BenchError:
+        # The stack is up, but which berth is unknown: every stack `up` kept from here goes.
+        run(dockyard_cmd("down", "--all"), timeout=DOWN_TIMEOUT, env=env)
+        raise
     try:
         answered = all(http_ok(info.url(svc, 8000, "/health")) for svc in ANSWERING)
         bench.check(f"ready_ok.dockyard.{cfg}", answered, f"{', '.join(ANSWERING)} /health in {info.project}")
