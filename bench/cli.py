@@ -15,9 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
+import signal
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from types import FrameType
 from typing import Any
 
 from bench import RESULTS, report, say
@@ -27,7 +31,7 @@ from bench.fresh import measure_fresh
 from bench.host import BASE_IMAGE, DEMO_FILES, compose_down_quietly, loadavg, versions
 from bench.images import measure_images
 from bench.parallel import measure_parallel
-from bench.ready import measure_ready
+from bench.ready import measure_ready, stop_keepers_since
 from bench.rows import SPECS
 from bench.samples import Bench
 from bench.start_path import measure_start_path
@@ -76,15 +80,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 @contextlib.contextmanager
 def cleaning(bench: Bench) -> Iterator[None]:
-    """Remove whatever is left of the bare compose projects the bench started, whatever happens."""
+    """Remove whatever is left of the stacks the bench started, whatever happens."""
+    since = time.time()
     try:
         yield
     finally:
-        for project in sorted(bench.projects):
+        steps = [(project, functools.partial(compose_down_quietly, project, DEMO_FILES)) for project in bench.projects]
+        steps.append(("dockyard up keepers", functools.partial(stop_keepers_since, since)))
+        for what, step in sorted(steps):
             try:
-                compose_down_quietly(project, DEMO_FILES)
-            except Exception as exc:  # noqa: BLE001 - cleanup must try every project; the failure is recorded
-                bench.errors.append({"measurement": "cleanup", "error": f"{project}: {type(exc).__name__}: {exc}"})
+                step()
+            except Exception as exc:  # noqa: BLE001 - cleanup must try every step; the failure is recorded
+                bench.errors.append({"measurement": "cleanup", "error": f"{what}: {type(exc).__name__}: {exc}"})
 
 
 def measure(bench: Bench, only: Sequence[str]) -> None:
@@ -115,9 +122,15 @@ def meta(args: argparse.Namespace, bench: Bench, started: datetime, load_start: 
     }
 
 
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Measure, write the results, print the table; the exit status (see the module's docstring)."""
     args = parse_args(argv)
+    # SIGTERM (a CI job cancelled, a nox timeout) tears down like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     bench = Bench(rounds=args.rounds, quick=args.quick, shards=args.shards)
     started, load_start = datetime.now(UTC), loadavg()
     say(f"{args.rounds} round(s) of {', '.join(args.only)}; load average {load_start}")

@@ -63,6 +63,21 @@ def holder_pid(doc: Any, project: str) -> int | None:
     return None
 
 
+def keepers_since(doc: Any, root: str, since: float) -> dict[str, int]:
+    """Project -> pid of live berths whose holder is a `dockyard up` keeper started in ``root`` after ``since``."""
+    found = {}
+    for berth in doc if isinstance(doc, list) else []:
+        holder = berth.get("holder") or {}
+        if (
+            berth.get("state") == "live"
+            and holder.get("cwd") == root
+            and holder.get("started", 0) >= since
+            and "dockyard/sessions/keeper" in holder.get("command", "")
+        ):
+            found[str(berth["project"])] = int(holder["pid"])
+    return found
+
+
 @dataclass(frozen=True)
 class RunReport:
     """What `dockyard run` held and how long each step took (its ``DOCKYARD_RUN_REPORT`` file)."""

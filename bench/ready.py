@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from bench import BenchError, say
+from bench import ROOT, BenchError, say
 from bench.host import (
     DEMO_FILES,
     compose_cmd,
@@ -37,7 +37,7 @@ from bench.host import (
 )
 from bench.peer import testcontainers_up_down
 from bench.procs import run
-from bench.readout import RunReport, UpInfo, holder_pid, live_projects
+from bench.readout import RunReport, UpInfo, holder_pid, keepers_since, live_projects
 from bench.samples import Bench
 
 UP_TIMEOUT = 300.0
@@ -79,13 +79,14 @@ def dockyard_up_down(bench: Bench, cfg: str, files: Sequence[str]) -> None:
     bench.add(f"updown.{cfg}.dockyard", up.seconds + down.seconds)
 
 
-def stop_keeper(project: str, env: Mapping[str, str]) -> None:
+def stop_keeper(project: str, env: Mapping[str, str], pid: int | None = None) -> None:
     """Cleanup after a failed `dockyard down`: SIGTERM the keeper holding ``project`` (it tears down) and wait."""
-    status = run(dockyard_cmd("status", "--json"), timeout=60, env=env)
-    pid = holder_pid(status.json(), project) if status.code == 0 else None
+    if pid is None:
+        status = run(dockyard_cmd("status", "--json"), timeout=60, env=env)
+        pid = holder_pid(status.json(), project) if status.code == 0 else None
     if pid is None:
         return
-    say(f"`dockyard down` failed; stopping the keeper of {project} (pid {pid}) itself")
+    say(f"stopping the keeper of {project} (pid {pid}) itself")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + DOWN_TIMEOUT
@@ -96,6 +97,17 @@ def stop_keeper(project: str, env: Mapping[str, str]) -> None:
             return
         time.sleep(0.2)  # polling the keeper's exit to a deadline
     raise BenchError(f"the keeper of {project} (pid {pid}) did not end within {DOWN_TIMEOUT:g}s of SIGTERM")
+
+
+def stop_keepers_since(since: float) -> None:
+    """Cleanup at the end of a run: stop the keepers `dockyard up` left from this checkout since ``since``.
+
+    What an interrupted `dockyard up` leaves: its keeper runs in a session of its own.
+    """
+    status = run(dockyard_cmd("status", "--json"), timeout=60, env=dockyard_env())
+    if status.code == 0:
+        for project, pid in keepers_since(status.json(), str(ROOT), since).items():
+            stop_keeper(project, dockyard_env(), pid)
 
 
 def dockyard_session(bench: Bench, cfg: str, files: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ from bench.first_run import own_images
 from bench.host import interval_override
 from bench.images import tag_counts
 from bench.parallel import cpu_bound
-from bench.readout import ParallelSummary, RunReport, UpInfo, holder_pid, live_projects
+from bench.readout import ParallelSummary, RunReport, UpInfo, holder_pid, keepers_since, live_projects
 from bench.rows import SPECS
 from bench.samples import Check, Stats
 from bench.targets import Spec, Target, compare, exit_status, row, verdict
@@ -136,6 +136,26 @@ def test_live_projects_and_their_holders_of_status_json() -> None:
     assert holder_pid(doc, "demo-20400") is None
     with pytest.raises(BenchError, match="not a list"):
         live_projects({"berths": []})
+
+
+def test_keepers_since_are_this_checkouts_new_keepers_only() -> None:
+    keeper = "/venv/src/dockyard/sessions/keeper.py /repo build"
+
+    def berth(project: str, cwd: str, started: float, command: str = keeper) -> dict[str, Any]:
+        return {
+            "state": "live",
+            "project": project,
+            "holder": {"pid": 7, "cwd": cwd, "started": started, "command": command},
+        }
+
+    doc = [
+        berth("ours", "/repo", 100.0),
+        berth("before", "/repo", 50.0),
+        berth("elsewhere", "/other", 100.0),
+        berth("a-run", "/repo", 100.0, "/venv/bin/python -m dockyard run -- true"),
+        {"state": "free", "project": "free", "holder": None},
+    ]
+    assert keepers_since(doc, "/repo", 90.0) == {"ours": 7}
 
 
 def test_run_report() -> None:
