@@ -13,9 +13,11 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 
 from bench import RESULTS, BenchError, say
+from bench.images import image_tags
 from bench.procs import run
 from bench.samples import Bench
 
@@ -61,9 +63,11 @@ def measure_first_run(bench: Bench, round_: int) -> None:
     say(f"removed {len(removed)} image(s) of dockyard's own: {', '.join(removed) or 'none'}")
     bench.detail("firstrun.removed", removed)
     envdir = tempfile.mkdtemp(prefix="dockyard-bench-nox-")
+    since = time.time()
     try:
-        cmd = [sys.executable, "-m", "nox", "--envdir", envdir, "-s", "e2e"]
-        proc = run(cmd, timeout=TIMEOUT, env=nox_env())
+        with image_tags() as tags:
+            cmd = [sys.executable, "-m", "nox", "--envdir", envdir, "-s", "e2e"]
+            proc = run(cmd, timeout=TIMEOUT, env=nox_env())
     finally:
         shutil.rmtree(envdir, ignore_errors=True)
     log = RESULTS / "logs" / f"first-run-round{round_ + 1}.log"
@@ -72,3 +76,5 @@ def measure_first_run(bench: Bench, round_: int) -> None:
     if proc.code != 0:
         raise BenchError(f"`nox -s e2e` from no images exited {proc.code} (log: {log}):\n{proc.tail()}")
     bench.add_proc("firstrun.e2e", proc)
+    # When each image was ready, from the engine's tag events: where the minutes went.
+    bench.detail("firstrun.image_built_after_s", {name: round(at - since, 1) for name, at in tags})

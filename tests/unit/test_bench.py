@@ -13,7 +13,7 @@ from bench.cli import MEASUREMENTS
 from bench.cpu import busy_seconds
 from bench.first_run import own_images
 from bench.host import interval_override
-from bench.images import tag_counts
+from bench.images import tag_counts, tag_events
 from bench.parallel import cpu_bound
 from bench.readout import ParallelSummary, RunReport, UpInfo, holder_pid, keepers_since, live_projects
 from bench.rows import SPECS
@@ -205,12 +205,19 @@ def test_interval_override_sets_every_enabled_check_to_one_second() -> None:
     assert yaml.safe_load(interval_override(config)) == {"services": {"db": {"healthcheck": {"interval": "1s"}}}}
 
 
-def test_tag_counts_count_builds_by_image_name() -> None:
-    def tag(name: str) -> str:
-        return json.dumps({"Type": "image", "Action": "tag", "Actor": {"Attributes": {"name": name}}})
+def tag(name: str, at: float = 0.0) -> str:
+    return json.dumps(
+        {"Type": "image", "Action": "tag", "Actor": {"Attributes": {"name": name}}, "timeNano": int(at * 1e9)}
+    )
 
+
+def test_tag_counts_count_builds_by_image_name() -> None:
     lines = [tag("a:1"), tag("a:1"), tag("b:1"), json.dumps({"Type": "image", "Action": "delete"}), ""]
     assert tag_counts(lines) == {"a:1": 2, "b:1": 1}
+
+
+def test_tag_events_carry_their_time() -> None:
+    assert tag_events([tag("a:1", 1700000000.5)]) == [("a:1", 1700000000.5)]
 
 
 def test_own_images_are_only_dockyards() -> None:
