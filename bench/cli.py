@@ -85,9 +85,9 @@ def cleaning(bench: Bench) -> Iterator[None]:
     try:
         yield
     finally:
-        steps = [(project, functools.partial(compose_down_quietly, project, DEMO_FILES)) for project in bench.projects]
+        steps = [(p, functools.partial(compose_down_quietly, p, DEMO_FILES)) for p in sorted(bench.projects)]
         steps.append(("dockyard up keepers", functools.partial(stop_keepers_since, since)))
-        for what, step in sorted(steps):
+        for what, step in steps:
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - cleanup must try every step; the failure is recorded
@@ -100,7 +100,7 @@ def measure(bench: Bench, only: Sequence[str]) -> None:
         for name in only:
             say(f"round {round_ + 1}/{bench.rounds}: {name}")
             bench.note_load(name, round_)
-            bench.guarded(name, lambda name=name, round_=round_: MEASUREMENTS[name](bench, round_))  # type: ignore[misc]
+            bench.guarded(name, functools.partial(MEASUREMENTS[name], bench, round_))
 
 
 def meta(args: argparse.Namespace, bench: Bench, started: datetime, load_start: list[float]) -> dict[str, Any]:
@@ -141,12 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         say("interrupted; cleaned up")
         return 130
     rows = [row(spec, bench.samples, bench.checks, bench.shards) for spec in SPECS if spec.phase in args.only]
-    text = report.write(RESULTS, rows, meta(args, bench, started, load_start), bench)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     try:
         chart(rows, RESULTS / "results.png")
     except Exception as exc:  # noqa: BLE001 - a missing chart must not hide the table; it is an error
         bench.errors.append({"measurement": "chart", "error": f"{type(exc).__name__}: {exc}"})
-    print(text)
+    print(report.write(RESULTS, rows, meta(args, bench, started, load_start), bench))
     status = exit_status(rows, bench.checks, bench.errors, targets=not args.no_targets)
     if status == 1:
         say(f"a measurement or self-check failed; see {RESULTS / 'results.md'}")
