@@ -15,9 +15,11 @@ from bench.first_run import own_images
 from bench.host import interval_override
 from bench.images import tag_counts, tag_events
 from bench.parallel import cpu_bound
+from bench.procs import Proc
 from bench.readout import ParallelSummary, RunReport, UpInfo, holder_pid, keepers_since, live_projects
+from bench.report import markdown
 from bench.rows import SPECS
-from bench.samples import Check, Stats
+from bench.samples import Bench, Check, Stats
 from bench.targets import Spec, Target, compare, exit_status, row, verdict
 
 STAT = "cpu  100 20 30 1000 50 5 5 7 0 0\ncpu0 50 10 15 500 25 2 3 3 0 0\nintr 12345\n"
@@ -232,3 +234,31 @@ def test_own_images_are_only_dockyards() -> None:
         image("<none>", "<none>"),
     ]
     assert own_images(lines) == ["dockyard-demo/auth:dev", "dockyard/debian:bookworm-minbase"]
+
+
+def test_proc_json_names_the_command_when_stdout_is_not_json() -> None:
+    proc = Proc(["dockyard", "up", "--json"], 0, 1.0, 0.5, "berth 3 is up\n", "")
+    with pytest.raises(BenchError, match="`dockyard up --json` printed no JSON"):
+        proc.json()
+    assert Proc(["x"], 0, 1.0, 0.5, '{"index": 3}', "").json() == {"index": 3}
+
+
+def test_the_report_shows_cpu_beside_wall_and_lists_failed_checks() -> None:
+    bench = Bench(rounds=1, quick=True, shards=4)
+    bench.samples = {"up.own.dockyard": [2.0], "up.own.dockyard.cpu": [3.0], "up.own.compose": [10.0]}
+    bench.check("ready_ok.dockyard.own", False, "backend, auth /health in demo-20000")
+    spec = next(s for s in SPECS if s.a == "up.own.dockyard" and s.b == "up.own.compose")
+    meta = {
+        "finished": "now",
+        "rounds": 1,
+        "cpus": 2,
+        "loadavg_start": [0.1],
+        "loadavg_end": [0.2],
+        "loadavg_max_1m": 0.2,
+        "versions": {"git": "abc1234"},
+        "targets": True,
+    }
+    text = markdown([row(spec, bench.samples, bench.checks, 4)], meta, bench)
+    assert "| 0.20 (A/B) | 3.00 / - | A/B <= 0.6 | met |" in text
+    assert "git abc1234" in text
+    assert "- **ready_ok.dockyard.own**: backend, auth /health in demo-20000" in text
