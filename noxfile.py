@@ -108,10 +108,11 @@ def chaos(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmark: dockyard against bare compose, container recreation, one berth and testcontainers.
 
-    Not in the default list (about 10 minutes). `-- --quick` runs one round; `-- --rounds N`,
-    `-- --only ready,fresh`: see `python bench/bench.py --help`. Results in bench/results/.
+    Not in the default list (about 15 minutes). `-- --quick` runs one round; `-- --rounds N`,
+    `-- --only ready,fresh`, `-- --only first-run`, `-- --no-targets`: see `python -m bench --help`.
+    Results in bench/results/; a missed target or a failed self-check fails the session.
     """
     _install(session, "bench")
     _docker_ready(session)
     session.run("dockyard", "images")
-    session.run("python", "bench/bench.py", *session.posargs)
+    session.run("python", "-m", "bench", *session.posargs)
