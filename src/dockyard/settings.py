@@ -91,7 +91,19 @@ FIELDS: tuple[Field, ...] = (
         ".dockyard/artifacts",
         "Where failure bundles are written, relative to the project root.",
     ),
-    Field("keep_on_failure", "bool", False, "Leave a stack that failed to start running, for debugging."),
+    Field(
+        "keep_on_failure",
+        "bool",
+        False,
+        "Leave a stack that failed to start running, and (pytest) the stack, database and berth of a session "
+        "whose tests failed, for debugging.",
+    ),
+    Field(
+        "reuse",
+        "bool",
+        True,
+        "Plain pytest uses this project's stack kept by `dockyard up` (when one is up) instead of starting one.",
+    ),
     Field("skip_missing_docker", "bool", False, "Skip (instead of fail) Docker tests when Docker is unavailable."),
     Field(
         "base_image_arg",
@@ -140,6 +152,7 @@ class Settings:
     base_image_arg: str
     runner: str = "auto"
     engines: tuple[str, ...] = ()
+    reuse: bool = True
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def port_block(self, index: int) -> range:
@@ -287,6 +300,7 @@ def load_settings(root: str | os.PathLike[str] | None = None, env: Mapping[str, 
         base_image_arg=values["base_image_arg"],
         runner=values["runner"],
         engines=tuple(values["engines"]),
+        reuse=values["reuse"],
         sources=sources,
     )
 

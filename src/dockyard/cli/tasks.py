@@ -36,6 +36,7 @@ from dockyard.pool.berth import Berth, BerthPool, BerthStatus, State
 from dockyard.pool.lease import remove_record
 from dockyard.pool.reaping import parse_duration, select_for_cleanup
 from dockyard.sessions import keeper_client as keeper
+from dockyard.sessions.keep import kept_note, release_older_than
 from dockyard.sessions.run import run as run_command
 from dockyard.settings import Settings, load_settings
 from dockyard.shards.core import JUNIT, choose_shards, junit_counts, merge_junit_files, run_shards, write_xml
@@ -145,6 +146,7 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
                     "scope": pool.scope,
                     "holder": asdict(s.record) if s.record else None,
                     "reason": s.reason,
+                    "kept": kept_note(pool.lock_path(s.index), s.record) or None,
                 }
                 for (pool, s), engine in zip(pairs, engines, strict=True)
             ]
@@ -187,7 +189,7 @@ def status(c: Context, json: bool = False, all: bool = False) -> None:
                 _where(s.record.cwd, settings.root) if s.record else "",
                 human_age(now - s.record.started) if s.record else "",
                 *([engine or (f"({pool.scope})" if not pool.local else "")] if several else []),
-                s.reason,
+                s.reason or kept_note(pool.lock_path(s.index), s.record, now),
             ]
             for pool, s, engine in shown
         ],
@@ -215,7 +217,7 @@ def _published_ports(settings: Settings, rows: list[BerthStatus]) -> dict[BerthS
 
 def _command(command: str) -> str:
     """The holder's command, short: `dockyard up` for a keeper, others cut at 40 characters."""
-    if "dockyard/_keeper.py" in command:
+    if "dockyard/sessions/keeper.py" in command:
         return "dockyard up"
     words = command.split(" ", 1)
     program = Path(words[0])
@@ -325,6 +327,8 @@ def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool =
     except ValueError as exc:
         raise DockyardError(f"--older-than: {exc}") from None
     settings = load_settings()
+    if age is not None:
+        _release_kept(settings, age, dry_run)
     stale = [(pool, s) for pool, s in leasing.statuses(settings) if s.state is State.STALE]
     # Every configured engine, and every engine a stale lease ran on (DOCKER_HOST may differ now).
     pools = leasing.pools(settings)
@@ -375,6 +379,12 @@ def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool =
     )
 
 
+def _release_kept(settings: Settings, age: float, dry_run: bool) -> None:
+    """Berths kept after a test failure are held: their keepers take them down."""
+    for index in release_older_than(settings, age, dry_run=dry_run):
+        print(f"{'would take down' if dry_run else 'took down'} berth {index}, kept after a test failure")
+
+
 @task
 @_front
 def setup(c: Context) -> None:
@@ -392,11 +402,23 @@ def _compose_works() -> bool:
     return _compose_version() is not None
 
 
-@task(help={"no_up": "Hold the berth only; do not start the stack."})
+@task(
+    help={
+        "no_up": "Hold the berth only; do not start the stack.",
+        "reuse": "Use the stack `dockyard up` keeps for this project (left up afterwards), if there is one.",
+        "env_file": "Also write the command's DOCKYARD_<SERVICE>_<PORT> variables to this dotenv file.",
+    }
+)
 @_front
-def run(c: Context, no_up: bool = False) -> None:
+def run(c: Context, no_up: bool = False, reuse: bool = False, env_file: str = "") -> None:
     """Run the command after `--` with a berth held and the stack up, then tear down."""
-    code = run_command(load_settings(), shlex.split(remainder.get()), up=not no_up)
+    code = run_command(
+        load_settings(),
+        shlex.split(remainder.get()),
+        up=not no_up,
+        reuse=reuse,
+        env_file=Path(env_file) if env_file else None,
+    )
     if code:
         raise Exit(code=code)
 

@@ -4,6 +4,10 @@ A berth lives exactly as long as the process holding its lock. `dockyard up` mus
 to the shell, so it starts this process in its own session; the keeper takes the berth,
 starts the stack, writes one JSON line (the berth, or the error) to its stdout, and then
 waits. SIGTERM or SIGINT tears the stack down and releases the berth.
+
+Given an *owner* (a test session's pid; see ``sessions/keep.py``), it also tears down when
+the owner exits, unless the owner marked the berth kept after a test failure first: then it
+holds the stack for whoever debugs it, until ``dockyard down``.
 """
 
 from __future__ import annotations
@@ -15,15 +19,24 @@ import threading
 
 from dockyard.errors import DockyardError
 from dockyard.pool import leasing
+from dockyard.pool.berth import Berth
 from dockyard.sessions.api import _docker_reaper
-from dockyard.sessions.watchdog import watch
+from dockyard.sessions.keep import is_kept_after_failure, marker_path
+from dockyard.sessions.watchdog import wait_for_exit, watch
 from dockyard.settings import load_settings
 from dockyard.stack.stack import Stack
 from dockyard.ui.progress import JsonLines
 
 
-def main(root: str, build: str) -> int:
-    """Hold one berth with its stack up; print it; wait for the signal to tear down."""
+def _follow(owner: int, berth: Berth, stop: threading.Event) -> None:
+    """Set ``stop`` once ``owner`` has exited, unless it marked the berth kept."""
+    wait_for_exit(owner)
+    if not is_kept_after_failure(berth.lock_path, berth.record.lease_id):
+        stop.set()
+
+
+def main(root: str, build: str, owner: str = "") -> int:
+    """Hold one berth with its stack up; print it; wait for the signal (or ``owner``'s end) to tear down."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
@@ -40,6 +53,8 @@ def main(root: str, build: str) -> int:
         stack.up(build=build == "build")
         print(json.dumps({"berth": stack.describe()}), flush=True)
         sys.stdout.close()
+        if owner:
+            threading.Thread(target=_follow, args=(int(owner), berth, stop), daemon=True).start()
         stop.wait()
         stack.down()
         return 0
@@ -47,8 +62,9 @@ def main(root: str, build: str) -> int:
         print(json.dumps({"error": str(exc), "exit_code": int(exc.exit_code)}), flush=True)
         return int(exc.exit_code)
     finally:
+        marker_path(berth.lock_path).unlink(missing_ok=True)
         berth.release()
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:4]))

@@ -14,23 +14,33 @@ from typing import Any
 from dockyard.engine.endpoints import engine_for
 from dockyard.errors import DockyardError, ExitCode
 from dockyard.pool import leasing
-from dockyard.pool.berth import BerthPool, State, lock_is_held
+from dockyard.pool.berth import Berth, BerthPool, State, lock_is_held
 from dockyard.pool.lease import LeaseRecord
 from dockyard.settings import Settings
 from dockyard.ui.progress import SILENT, Reporter, replay
 
 _KEEPER_MODULE = "dockyard.sessions.keeper"
 # `python -m` puts the module's path in argv[0], and so in the lease record's command.
-_KEEPER_PATH = str(Path(__file__).with_name("_keeper.py"))
+_KEEPER_PATH = str(Path(__file__).with_name("keeper.py"))
 
 
-def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter = SILENT) -> dict[str, Any]:
+def start_keeper(
+    settings: Settings, *, build: bool = True, progress: Reporter = SILENT, owner: int | None = None
+) -> dict[str, Any]:
     """Start a keeper for ``settings`` and return its berth once the stack is healthy.
 
-    The keeper's progress events are shown through ``progress`` as they come.
+    The keeper's progress events are shown through ``progress`` as they come. With ``owner``
+    (a pid) it also tears down when that process ends, unless the berth was marked kept.
     """
     proc = subprocess.Popen(
-        [sys.executable, "-m", _KEEPER_MODULE, str(settings.root), "build" if build else "no-build"],
+        [
+            sys.executable,
+            "-m",
+            _KEEPER_MODULE,
+            str(settings.root),
+            "build" if build else "no-build",
+            *([str(owner)] if owner is not None else []),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -57,11 +67,25 @@ def kept_berths(settings: Settings) -> list[LeaseRecord]:
     return [
         s.record
         for _pool, s in leasing.statuses(settings)
-        if s.state is State.LIVE
-        and s.record is not None
-        and s.record.command.startswith(_KEEPER_PATH)
-        and s.record.cwd == str(settings.root)
+        if s.state is State.LIVE and s.record is not None and is_keeper(s.record) and s.record.cwd == str(settings.root)
     ]
+
+
+def is_keeper(record: LeaseRecord) -> bool:
+    """Whether ``record``'s holder is a keeper (a stack of `dockyard up`, or one kept after a failure)."""
+    return record.command.startswith(_KEEPER_PATH)
+
+
+def owner_of(record: LeaseRecord) -> int | None:
+    """The pid a keeper follows (a test session holding its stack through it); None for `dockyard up`'s."""
+    words = record.command.split()
+    return int(words[3]) if len(words) > 3 and words[3].isdigit() else None
+
+
+def berth_of(settings: Settings, record: LeaseRecord) -> Berth:
+    """The kept berth of ``record``, as an object to build a :class:`Stack` on (its lock stays the keeper's)."""
+    block = range(record.port_block[0], record.port_block[1] + 1)
+    return Berth(record.index, record.project, block, lock_path_of(settings, record), record)
 
 
 def choose(settings: Settings, berth: int | None) -> LeaseRecord:

@@ -40,7 +40,8 @@ def start(lock_path: Path, lease_id: str, engine: str = "") -> subprocess.Popen[
     )
 
 
-def _wait_for_exit(pid: int) -> None:
+def wait_for_exit(pid: int) -> None:
+    """Return once process ``pid`` has exited (at once if it has already)."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -99,7 +100,7 @@ def main(lock_path: str, lease_id: str, pid: str, engine: str = "") -> int:
     """Wait for the holder ``pid`` to exit, then reap what it abandoned on ``engine``."""
     # SIGTERM from the holder means "released cleanly, stand down"; default action exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _wait_for_exit(int(pid))
+    wait_for_exit(int(pid))
     reap_if_abandoned(Path(lock_path), lease_id, engine)
     return 0
 
