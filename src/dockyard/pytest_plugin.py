@@ -27,6 +27,7 @@ not use Docker pay nothing for the plugin.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -97,7 +98,6 @@ def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> 
     from dockyard.errors import DockerUnavailable  # noqa: PLC0415
     from dockyard.sessions import keep as keeping  # noqa: PLC0415
     from dockyard.sessions.reuse import session_stack  # noqa: PLC0415
-    from dockyard.ui.console import say  # noqa: PLC0415
 
     skip_missing = pytestconfig.getoption("dockyard_skip_missing") or dockyard_settings.skip_missing_docker
     keep = _keep_on_failure(pytestconfig, dockyard_settings)
@@ -106,6 +106,7 @@ def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> 
         # asked for (then `dockyard_fresh` gives each worker its own database instead).
         share = pytestconfig.getoption("dockyard_share") or not os.environ.get("PYTEST_XDIST_WORKER")
         reuse = dockyard_settings.reuse and not pytestconfig.getoption("dockyard_no_reuse")
+        say = _say(pytestconfig)
         with session_stack(dockyard_settings, reuse=reuse, share=share, keep=keep, progress=say) as stack:
             pytestconfig.stash[_STACK] = stack
             yield stack
@@ -118,6 +119,23 @@ def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> 
         if skip_missing:
             pytest.skip(f"Docker unavailable: {exc.message}")
         raise
+
+
+def _say(config: pytest.Config) -> Callable[[str], None]:
+    """dockyard's lines on the terminal, not into the capture of the test that set the stack up."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:  # an xdist worker: its stderr reaches the controller's terminal
+        from dockyard.ui.console import say as to_stderr  # noqa: PLC0415 - see module docstring
+
+        return to_stderr
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def to_terminal(message: str) -> None:
+        # As pytest's live logging does: the fixture runs inside the test's output capture.
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(f"dockyard: {message}")
+
+    return to_terminal
 
 
 def _keep_on_failure(config: pytest.Config, settings: Settings) -> bool:

@@ -38,6 +38,7 @@ from dockyard.pool.reaping import parse_duration, select_for_cleanup
 from dockyard.sessions import keeper_client as keeper
 from dockyard.sessions.keep import kept_note, release_older_than
 from dockyard.sessions.run import run as run_command
+from dockyard.sessions.watch import watch as watch_command
 from dockyard.settings import Settings, load_settings
 from dockyard.shards.core import JUNIT, choose_shards, junit_counts, merge_junit_files, run_shards, write_xml
 from dockyard.stack.compose import ComposeModel
@@ -425,6 +426,18 @@ def run(c: Context, no_up: bool = False, reuse: bool = False, env_file: str = ""
 
 @task(
     help={
+        "services": "Comma-separated services to rebuild when their sources change (default: every built one).",
+        "tests": "Comma-separated paths whose changes re-run the command (default: tests).",
+    }
+)
+@_front
+def watch(c: Context, services: str = "", tests: str = "") -> None:
+    """Keep the stack up; rebuild a service when its sources change and re-run the command after `--`."""
+    watch_command(load_settings(), shlex.split(remainder.get()), services=_services(services), tests=_services(tests))
+
+
+@task(
+    help={
         "shards": "Shards to run at once, each in its own berth (default: cores + 1, capped by memory / 2 GiB "
         "and max_berths).",
         "shard": "Run only shard K of N (`K/N`) of the same split, e.g. one CI matrix job per shard.",
@@ -460,5 +473,5 @@ def junit_merge(c: Context, output: str = "") -> None:
 
 
 namespace = Collection(
-    up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run, parallel, junit_merge
+    up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run, watch, parallel, junit_merge
 )

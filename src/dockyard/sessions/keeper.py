@@ -13,6 +13,7 @@ holds the stack for whoever debugs it, until ``dockyard down``.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -37,6 +38,10 @@ def _follow(owner: int, berth: Berth, stop: threading.Event) -> None:
 
 def main(root: str, build: str, owner: str = "") -> int:
     """Hold one berth with its stack up; print it; wait for the signal (or ``owner``'s end) to tear down."""
+    if os.fork() != 0:
+        # The launcher: `start_keeper` waits for it, and the keeper (a child of init from now
+        # on) is no child of any process that would have to reap it or warn it is still running.
+        os._exit(0)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())

@@ -48,18 +48,21 @@ def start_keeper(
         text=True,
         cwd=settings.root,
     )
-    for line in proc.stdout or ():
-        message = json.loads(line)
-        if replay(message, progress):
-            continue
-        if "berth" in message:
-            return dict(message["berth"])
-        proc.wait()
-        err = DockyardError(message["error"])
-        err.exit_code = ExitCode(message["exit_code"])
-        raise err
+    # The process started is a launcher that forks the keeper and exits at once (see keeper.main):
+    # nothing here waits on, or leaves unreaped, a process that outlives this one.
     proc.wait()
-    raise DockyardError(f"the keeper process exited ({proc.returncode}) before the stack was up")
+    assert proc.stdout is not None  # noqa: S101 - stdout=PIPE; narrows the type
+    with proc.stdout:
+        for line in proc.stdout:
+            message = json.loads(line)
+            if replay(message, progress):
+                continue
+            if "berth" in message:
+                return dict(message["berth"])
+            err = DockyardError(message["error"])
+            err.exit_code = ExitCode(message["exit_code"])
+            raise err
+    raise DockyardError("the keeper process ended before the stack was up")
 
 
 def kept_berths(settings: Settings) -> list[LeaseRecord]:
