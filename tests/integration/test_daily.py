@@ -298,3 +298,83 @@ def test_watch_rebuilds_only_the_changed_service_and_reruns_the_command(make_pro
     assert "rebuilding app" in output
     assert "app healthy again after" in output
     assert project_resources(name) == NOTHING
+
+
+ROWS = """
+    import os, time
+    from pathlib import Path
+
+    import psycopg
+
+
+    def test_rows(dockyard_fresh):
+        with psycopg.connect(dockyard_fresh.dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS scratch (value text)")
+            seen = [r[0] for r in conn.execute("SELECT value FROM scratch")]
+            conn.execute("INSERT INTO scratch VALUES (%s)", (os.environ["RUN"],))
+        Path(os.environ["OUT"]).write_text(",".join(seen))
+        go = Path(os.environ["GO"])
+        deadline = time.monotonic() + 120
+        while not go.exists():  # the first run holds the stack's state until the test says go
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+"""
+
+
+def test_two_runs_on_one_kept_stack_never_see_each_others_rows(make_project: Projects, tmp_path: Path) -> None:
+    infra = Path(__file__).resolve().parents[2] / "compose" / "infra.yml"
+    project = make_project("rows", "26920-26949", "services: {}\n", compose_files=[str(infra)], health_timeout=300)
+    with (project.root / "pyproject.toml").open("a") as fh:
+        fh.write(INNER_INI)
+    (project.root / "test_rows.py").write_text(textwrap.dedent(ROWS))
+    go = tmp_path / "go"
+    try:
+        up = project.cli("up", "--json")
+        assert up.returncode == 0, up.stdout + up.stderr
+
+        def start(run: str) -> subprocess.Popen[str]:
+            return subprocess.Popen(
+                [sys.executable, "-m", "pytest", "test_rows.py"],
+                cwd=project.root,
+                env=clean_env(RUN=run, OUT=str(tmp_path / f"{run}.seen"), GO=str(go)),
+                stdout=(tmp_path / f"{run}.log").open("w"),
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+
+        first = start("first")
+        wait_for("the first run's row", (tmp_path / "first.seen").exists, timeout=120)
+        second = start("second")
+        wait_for("the second run to wait", lambda: "is testing against it" in (tmp_path / "second.log").read_text())
+        assert not (tmp_path / "second.seen").exists()  # it waits, rather than sharing the first run's rows
+        go.touch()
+        assert first.wait(timeout=120) == 0, (tmp_path / "first.log").read_text()
+        assert second.wait(timeout=120) == 0, (tmp_path / "second.log").read_text()
+        assert (tmp_path / "first.seen").read_text() == ""
+        assert (tmp_path / "second.seen").read_text() == ""  # reset from the template: no row of the first
+        down = project.cli("down")
+        assert down.returncode == 0, down.stdout + down.stderr
+    finally:
+        go.touch()
+        stop_keepers(project.settings)
+
+
+INSIDE = """\
+set -eu
+mkdir -p /reports
+# Inside, each service is reached by its name and container port, from the same variable names.
+echo "web=$DOCKYARD_WEB_80 db=$DOCKYARD_DB_6000 project=$DOCKYARD_PROJECT" > /reports/seen.txt
+getent hosts db > /reports/db.txt
+exit 3
+"""
+
+
+def test_dockyard_run_in_a_service_passes_the_exit_code_and_copies_reports(make_project: Projects) -> None:
+    project = make_project("inside", "26950-26979", TWO)
+    name = project.settings.project_name(0)
+    result = project.cli("run", "--in", "web", "--copy-out", "/reports:out", "--", "sh", "-c", INSIDE)
+    assert result.returncode == 3, result.stdout + result.stderr
+    seen = dict(word.split("=", 1) for word in (project.root / "out" / "seen.txt").read_text().split())
+    assert seen == {"web": "web:80", "db": "db:6000", "project": name}
+    assert (project.root / "out" / "db.txt").read_text().strip()  # the stack's network resolves the service
+    assert project_resources(name) == NOTHING  # the one-off container went with the stack

@@ -408,10 +408,20 @@ def _compose_works() -> bool:
         "no_up": "Hold the berth only; do not start the stack.",
         "reuse": "Use the stack `dockyard up` keeps for this project (left up afterwards), if there is one.",
         "env_file": "Also write the command's DOCKYARD_<SERVICE>_<PORT> variables to this dotenv file.",
-    }
+        "in": "Run the command in a one-off container of this service, on the stack's networks.",
+        "copy_out": "With --in: copy CONTAINER_PATH:HOST_PATH out after the command (reports); repeatable.",
+    },
+    iterable=["copy_out"],
 )
 @_front
-def run(c: Context, no_up: bool = False, reuse: bool = False, env_file: str = "") -> None:
+def run(  # noqa: PLR0917 - invoke passes every option by keyword; the signature is the CLI
+    c: Context,
+    no_up: bool = False,
+    reuse: bool = False,
+    env_file: str = "",
+    in_: str = "",
+    copy_out: list[str] | None = None,
+) -> None:
     """Run the command after `--` with a berth held and the stack up, then tear down."""
     code = run_command(
         load_settings(),
@@ -419,6 +429,7 @@ def run(c: Context, no_up: bool = False, reuse: bool = False, env_file: str = ""
         up=not no_up,
         reuse=reuse,
         env_file=Path(env_file) if env_file else None,
+        inside=(in_, copy_out or []) if in_ else None,
     )
     if code:
         raise Exit(code=code)

@@ -24,6 +24,7 @@ from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
 from dockyard.sessions.api import _docker_reaper, hand_down
 from dockyard.sessions.env import port_environment, write_env_file
+from dockyard.sessions.inside import run_inside
 from dockyard.sessions.reuse import reused_stack
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
@@ -35,6 +36,7 @@ from dockyard.ui.console import reporter, say, summary
 # process that started it: `dockyard parallel` reads one per shard. Written first when the
 # stack is up (exit code null), again at the end.
 REPORT_ENV = "DOCKYARD_RUN_REPORT"
+Inside = tuple[str, Sequence[str]] | None  # `--in SERVICE` and its `--copy-out` specs
 
 
 def _die_with_parent() -> None:
@@ -100,20 +102,31 @@ def _child_env(stack: Stack, env_file: Path | None) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k != REPORT_ENV}, **hand_down(stack), **ports}
 
 
-def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None) -> int:
+def _execute(stack: Stack, command: Sequence[str], env_file: Path | None, inside: Inside) -> int:
+    """Run ``command`` (on the host, or in a service's container) and wait for it; its exit code."""
+    env = _child_env(stack, env_file)
+    if inside is not None:
+        return run_inside(stack, inside[0], command, inside[1])
+    child = subprocess.Popen(
+        list(command),
+        env=env,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads here; prctl is async-signal-safe
+    )
+    try:
+        return child.wait()
+    finally:
+        if child.poll() is None:  # interrupted while it ran: it must not outlive the stack
+            child.terminate()
+            child.wait()
+
+
+def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None, inside: Inside) -> int:
     """Run ``command`` against a kept stack: no start, no teardown."""
     timings: dict[str, float] = {"acquire": 0.0}
     held_since = time.time()
-    env = _child_env(stack, env_file)
     _write_report(stack, timings, None, held_since)
     t0 = time.monotonic()
-    child = subprocess.Popen(list(command), env=env, preexec_fn=_die_with_parent)  # noqa: PLW1509 - as in run()
-    try:
-        code = child.wait()
-    finally:
-        if child.poll() is None:
-            child.terminate()
-            child.wait()
+    code = _execute(stack, command, env_file, inside)
     timings["run"] = time.monotonic() - t0
     _write_report(stack, timings, code, held_since)
     summarise(stack.berth, timings, code, artifacts_since(stack.settings.artifacts_dir, held_since))
@@ -121,24 +134,32 @@ def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None) -> 
 
 
 def run(
-    settings: Settings, command: Sequence[str], *, up: bool = True, reuse: bool = False, env_file: Path | None = None
+    settings: Settings,
+    command: Sequence[str],
+    *,
+    up: bool = True,
+    reuse: bool = False,
+    env_file: Path | None = None,
+    inside: Inside = None,
 ) -> int:
     """Run ``command`` with a berth (and, with ``up``, the stack) held; its exit code.
 
     ``reuse``: against the stack `dockyard up` keeps for this project, when there is one
     that can be used (see ``sessions/reuse.py``). ``env_file``: also write the command's
-    port variables there, as a dotenv file.
+    port variables there, as a dotenv file. ``inside``: (service, copy-out specs): run it in
+    a one-off container of that service instead (``sessions/inside.py``).
     """
     if not command:
         raise DockyardError("nothing to run", remedy="give a command after `--`, e.g. `dockyard run -- pytest`")
+    if inside is not None and not up:
+        raise DockyardError("--in needs the stack up", remedy="leave out --no-up")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     timings: dict[str, float] = {}
-    child: subprocess.Popen[bytes] | None = None
     try:
         if reuse and up:
             with reused_stack(settings, progress=say) as warm:
                 if warm is not None:
-                    return _run_reused(warm, command, env_file)
+                    return _run_reused(warm, command, env_file, inside)
             say("no stack kept by `dockyard up` to reuse: starting one for this run")
         t0 = time.monotonic()
         berth = leasing.acquire(settings, reaper=_docker_reaper)
@@ -158,17 +179,9 @@ def run(
             _write_report(stack, timings, None, held_since)
             try:
                 t0 = time.monotonic()
-                child = subprocess.Popen(
-                    list(command),
-                    env=_child_env(stack, env_file),
-                    preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads here; prctl is async-signal-safe
-                )
-                code = child.wait()
+                code = _execute(stack, command, env_file, inside)
                 timings["run"] = time.monotonic() - t0
             finally:
-                if child is not None and child.poll() is None:
-                    child.terminate()
-                    child.wait()
                 if up:
                     t0 = time.monotonic()
                     stack.down()
