@@ -333,14 +333,15 @@ def test_two_runs_on_one_kept_stack_never_see_each_others_rows(make_project: Pro
         assert up.returncode == 0, up.stdout + up.stderr
 
         def start(run: str) -> subprocess.Popen[str]:
-            return subprocess.Popen(
-                [sys.executable, "-m", "pytest", "test_rows.py"],
-                cwd=project.root,
-                env=clean_env(RUN=run, OUT=str(tmp_path / f"{run}.seen"), GO=str(go)),
-                stdout=(tmp_path / f"{run}.log").open("w"),
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
+            with (tmp_path / f"{run}.log").open("w") as log:  # the child has its own copy of the descriptor
+                return subprocess.Popen(
+                    [sys.executable, "-m", "pytest", "test_rows.py"],
+                    cwd=project.root,
+                    env=clean_env(RUN=run, OUT=str(tmp_path / f"{run}.seen"), GO=str(go)),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
 
         first = start("first")
         wait_for("the first run's row", (tmp_path / "first.seen").exists, timeout=120)
