@@ -22,6 +22,7 @@ import dockyard
 
 from .helpers import (
     DOCKYARD,
+    IMAGE,
     NOTHING,
     Project,
     Projects,
@@ -69,10 +70,22 @@ def _container_ids(project_name: str) -> set[str]:
     return set(ids("container", f"com.docker.compose.project={project_name}"))
 
 
+def _write_compose(project: Project, web: str = WEB) -> None:
+    """The kept project's compose file, on its own tag of the base image.
+
+    The engine is shared: another session rebuilding the base image would be real drift
+    (the kept stack then runs an older build), which these tests must not mistake for theirs.
+    """
+    text = compose(web, service("db", ports=["6000"]))
+    project.compose.write_text(text.replace(IMAGE, f"{project.prefix}-base:latest"))
+
+
 @pytest.fixture
 def kept(make_project: Projects) -> Iterator[tuple[Project, dict[str, Any]]]:
     """A project of two services with `dockyard up` done: (project, the berth `up --json` printed)."""
     project = make_project("warm", "26800-26829", TWO)
+    docker("tag", IMAGE, f"{project.prefix}-base:latest")
+    _write_compose(project)
     with (project.root / "pyproject.toml").open("a") as fh:
         fh.write(INNER_INI)
     (project.root / "test_inner.py").write_text(textwrap.dedent(NOTE_THE_STACK))
@@ -84,6 +97,7 @@ def kept(make_project: Projects) -> Iterator[tuple[Project, dict[str, Any]]]:
         assert down.returncode == 0, down.stdout + down.stderr
     finally:
         stop_keepers(project.settings)
+        docker("rmi", f"{project.prefix}-base:latest", check=False)
 
 
 def test_pytest_reuses_the_kept_stack_and_never_tears_it_down(
@@ -114,8 +128,7 @@ def test_a_changed_service_is_refreshed_before_reuse_and_said_so(
     project, info = kept
     old = _container_ids(info["project"])
     web_before = next(c for c in project_resources(info["project"])["container"] if "web" in c["Name"])["Id"]
-    changed = WEB.replace("echo started", "echo started again")
-    project.compose.write_text(compose(changed, service("db", ports=["6000"])))
+    _write_compose(project, WEB.replace("echo started", "echo started again"))
     note = tmp_path / "note.json"
     result = _pytest(project, "test_inner.py", NOTE=str(note))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -139,7 +152,7 @@ def test_a_changed_service_under_another_run_means_a_berth_of_its_own(
 
     with reused_stack(project.settings) as other_run:  # another test run, using the stack
         assert other_run is not None
-        project.compose.write_text(compose(WEB.replace("echo started", "echo changed"), service("db", ports=["6000"])))
+        _write_compose(project, WEB.replace("echo started", "echo changed"))
         note = tmp_path / "note.json"
         result = _pytest(project, "test_inner.py", NOTE=str(note))
         assert result.returncode == 0, result.stdout + result.stderr
@@ -254,8 +267,6 @@ def _running(project_name: str) -> dict[str, str]:
 
 
 def test_watch_rebuilds_only_the_changed_service_and_reruns_the_command(make_project: Projects) -> None:
-    from .helpers import IMAGE  # noqa: PLC0415 - the base the test image builds on
-
     project = make_project("watch", "26890-26919", BUILT.format(other=service("other")))
     app = project.root / "app"
     app.mkdir()
