@@ -68,10 +68,16 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def e2e(session: nox.Session) -> None:
-    """The demo journeys: one berth, images built if missing, stack up, tests, teardown."""
+    """The demo journeys: one berth, images built if missing, stack up, tests, teardown.
+
+    `-- --reuse` runs them against the stack `dockyard up` keeps for this checkout instead
+    (left up afterwards); further arguments go to pytest.
+    """
     _install(session)
     _docker_ready(session)
-    session.run("dockyard", "run", "--", "pytest", "tests/e2e", *session.posargs)
+    reuse = ["--reuse"] if "--reuse" in session.posargs else []
+    pytest_args = [a for a in session.posargs if a != "--reuse"]
+    session.run("dockyard", "run", *reuse, "--", "pytest", "tests/e2e", *pytest_args)
 
 
 @nox.session(name="e2e-parallel")

@@ -6,8 +6,10 @@ Fixtures:
     The validated ``[tool.dockyard]`` of the rootdir.
 ``dockyard_stack``
     Session-scoped running :class:`~dockyard.Stack`. It is the stack handed down by
-    ``dockyard run`` (how nox sessions run pytest) when there is one; otherwise, and in
-    every pytest-xdist worker, a berth of its own is acquired and the stack started in it.
+    ``dockyard run`` (how nox sessions run pytest) when there is one; else the stack
+    ``dockyard up`` keeps for this project and user (warm reuse, ``reuse`` setting; never torn
+    down by the tests); otherwise, and in every pytest-xdist worker, a berth of its own is
+    acquired and the stack started in it.
 ``dockyard_service_url`` (alias ``service_url``)
     ``dockyard_service_url("backend", 8000)`` -> ``"http://127.0.0.1:<berth port>"`` (from a
     runner container attached to the stack's networks: ``"http://<container name>:8000"``).
@@ -22,6 +24,10 @@ Tests whose fixtures reach ``dockyard_stack`` carry the ``dockyard`` marker, so
 The report header names the berth, project, port block and engine of a stack handed down
 by ``dockyard run``; without one the plugin prints nothing until a test asks for the stack.
 
+With ``--dockyard-keep-on-failure`` (or ``keep_on_failure``), a failed test leaves the
+session's stack up, its database copied, the berth held by a keeper; the summary says how to
+reach and release them.
+
 When a test that uses the stack fails, the logs every service wrote while it ran are
 attached to its report and written under the artifacts directory, named after the test.
 
@@ -31,6 +37,7 @@ not use Docker pay nothing for the plugin.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,6 +55,8 @@ if TYPE_CHECKING:
 _STARTED = pytest.StashKey[float]()
 _STACK = pytest.StashKey["Stack"]()
 _FRESH = pytest.StashKey["FreshState"]()
+_FAILED = pytest.StashKey[dict[str, str]]()  # failed test -> its database's copy ("" without one)
+_KEPT = pytest.StashKey[list[str]]()  # the summary lines of what was kept
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +74,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="xdist workers share the stack handed down by `dockyard run` (each worker gets its own "
         "database and Redis db from `dockyard_fresh`) instead of a berth each.",
+    )
+    group.addoption(
+        "--dockyard-no-reuse",
+        action="store_true",
+        default=False,
+        help="Start a stack of this session's own even when `dockyard up` keeps one for this project.",
+    )
+    group.addoption(
+        "--dockyard-keep-on-failure",
+        action="store_true",
+        default=False,
+        help="When a test fails, keep the stack, its database and the berth for debugging "
+        "(`dockyard down --berth N` releases them). Also the keep_on_failure setting.",
     )
     group.addoption(
         "--dockyard-root",
@@ -85,26 +107,50 @@ def dockyard_settings(pytestconfig: pytest.Config) -> Settings:
 def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> Iterator[Stack]:
     """The running stack of this test session (or xdist worker)."""
     from dockyard.errors import DockerUnavailable  # noqa: PLC0415
-    from dockyard.sessions.api import handed_down, running_stack  # noqa: PLC0415
-    from dockyard.ui.console import say  # noqa: PLC0415
+    from dockyard.sessions import keep as keeping  # noqa: PLC0415
+    from dockyard.sessions.reuse import session_stack  # noqa: PLC0415
 
     skip_missing = pytestconfig.getoption("dockyard_skip_missing") or dockyard_settings.skip_missing_docker
+    keep = _keep_on_failure(pytestconfig, dockyard_settings)
     try:
         # An xdist worker takes its own berth, so workers share no state, unless sharing is
         # asked for (then `dockyard_fresh` gives each worker its own database instead).
         share = pytestconfig.getoption("dockyard_share") or not os.environ.get("PYTEST_XDIST_WORKER")
-        handed = handed_down(dockyard_settings) if share else None
-        if handed is not None:
-            pytestconfig.stash[_STACK] = handed
-            yield handed
-            return
-        with running_stack(dockyard_settings, progress=say) as stack:
+        reuse = dockyard_settings.reuse and not pytestconfig.getoption("dockyard_no_reuse")
+        say = _say(pytestconfig)
+        with session_stack(dockyard_settings, reuse=reuse, share=share, keep=keep, progress=say) as stack:
             pytestconfig.stash[_STACK] = stack
             yield stack
+            failed = pytestconfig.stash.get(_FAILED, {})
+            if keep and failed:
+                databases = {test: copy for test, copy in failed.items() if copy}
+                kept = keeping.mark_kept(stack.berth, list(failed), databases) if keeping.session_owned(stack) else None
+                pytestconfig.stash.setdefault(_KEPT, []).extend(keeping.describe(stack, kept, databases))
     except DockerUnavailable as exc:
         if skip_missing:
             pytest.skip(f"Docker unavailable: {exc.message}")
         raise
+
+
+def _say(config: pytest.Config) -> Callable[[str], None]:
+    """dockyard's lines on the terminal, not into the capture of the test that set the stack up."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:  # an xdist worker: its stderr reaches the controller's terminal
+        from dockyard.ui.console import say as to_stderr  # noqa: PLC0415 - see module docstring
+
+        return to_stderr
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def to_terminal(message: str) -> None:
+        # As pytest's live logging does: the fixture runs inside the test's output capture.
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(f"dockyard: {message}")
+
+    return to_terminal
+
+
+def _keep_on_failure(config: pytest.Config, settings: Settings) -> bool:
+    return bool(config.getoption("dockyard_keep_on_failure") or settings.keep_on_failure)
 
 
 @pytest.fixture
@@ -121,14 +167,13 @@ def service_url(dockyard_service_url: Callable[..., str]) -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def _dockyard_fresh_session(dockyard_stack: Stack, pytestconfig: pytest.Config) -> Iterator[FreshState]:
-    from dockyard.stack.fresh import FreshState  # noqa: PLC0415
+    from dockyard.sessions.reuse import fresh_state  # noqa: PLC0415
 
-    shared = pytestconfig.getoption("dockyard_share") and os.environ.get("PYTEST_XDIST_WORKER")
-    fresh = FreshState(dockyard_stack, worker=os.environ.get("PYTEST_XDIST_WORKER") if shared else None)
-    fresh.snapshot()
-    pytestconfig.stash[_FRESH] = fresh
-    yield fresh
-    fresh.close()
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    shared = pytestconfig.getoption("dockyard_share") and worker
+    with fresh_state(dockyard_stack, worker=worker if shared else None) as fresh:
+        pytestconfig.stash[_FRESH] = fresh
+        yield fresh
 
 
 @pytest.fixture
@@ -142,10 +187,12 @@ def dockyard_fresh(_dockyard_fresh_session: FreshState) -> FreshState:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
-    """Report what per-test fresh state cost."""
+    """Report what per-test fresh state cost, and what was kept after a failure."""
     fresh = config.stash.get(_FRESH, None)
     if fresh is not None:
         terminalreporter.write_line(f"dockyard: {fresh.summary()}")
+    for line in config.stash.get(_KEPT, []):
+        terminalreporter.write_line(f"dockyard: {line}")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -160,6 +207,8 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Attach the services' logs since the test started to a failing test's report."""
     report = yield
+    if report.failed and call.when == "call":
+        _note_failure(item)
     stack = item.config.stash.get(_STACK, None)
     fixtures = getattr(item, "fixturenames", ())
     if report.failed and call.when == "call" and stack is not None and "dockyard_stack" in _closure(item, fixtures):
@@ -180,6 +229,25 @@ def pytest_runtest_makereport(
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
     return report
+
+
+def _note_failure(item: pytest.Item) -> None:
+    """With keep-on-failure, remember the failed test and copy its database before the next test resets it."""
+    stack = item.config.stash.get(_STACK, None)
+    if stack is None or not _keep_on_failure(item.config, stack.settings):
+        return
+    failed = item.config.stash.setdefault(_FAILED, {})
+    fresh = item.config.stash.get(_FRESH, None)
+    copy = ""
+    if fresh is not None and "dockyard_fresh" in _closure(item, getattr(item, "fixturenames", ())):
+        name = f"{fresh.database}_failed_{os.getpid()}_{len(failed) + 1}"[:63]
+        try:
+            dsn = fresh.preserve(name)
+        except Exception as exc:  # noqa: BLE001 - a report hook must never mask the test's own failure
+            dsn = None
+            item.config.stash.setdefault(_KEPT, []).append(f"could not copy the database of {item.nodeid}: {exc}")
+        copy = stack.redact(dsn) if dsn else ""
+    failed[item.nodeid] = copy
 
 
 def _why_down(state: ServiceState) -> str:

@@ -159,6 +159,13 @@ class Settings:
             _endpoints,
         ),
     ]
+    reuse: Annotated[
+        bool,
+        Key(
+            True,
+            "Let pytest use this project's stack kept by `dockyard up` (warm reuse) instead of starting its own.",
+        ),
+    ]
     mask: Annotated[
         tuple[str, ...],
         Key(

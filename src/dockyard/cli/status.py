@@ -11,6 +11,7 @@ from dockyard.errors import DockyardError
 from dockyard.pool import leasing
 from dockyard.pool.berth import BerthPool, BerthStatus, State
 from dockyard.pool.lease import LeaseRecord
+from dockyard.sessions.keep import kept_note
 from dockyard.sessions.keeper_client import KEEPER_PATH
 from dockyard.settings import Settings
 from dockyard.stack.compose import ComposeModel
@@ -49,6 +50,7 @@ class BerthRow:
             "scope": self.pool.scope,
             "holder": self.holder.to_json() if self.holder else None,
             "reason": s.reason,
+            "kept": kept_note(self.pool.lock_path(s.index), s.record) or None,
         }
 
 
@@ -88,7 +90,7 @@ class PoolStatus:
             short_where(holder.cwd, self.root) if holder else "",
             human_age(self.taken - holder.started) if holder else "",
             *engine,
-            s.reason,
+            s.reason or kept_note(row.pool.lock_path(s.index), holder, self.taken),
         ]
 
 

@@ -32,8 +32,10 @@ from dockyard.engine.images import ensure_images
 from dockyard.errors import DockyardError, ExitCode
 from dockyard.sessions import keeper_client as keeper
 from dockyard.sessions.api import stack_of
+from dockyard.sessions.keep import release_older_than
 from dockyard.sessions.run import run as run_command
-from dockyard.settings import load_settings
+from dockyard.sessions.watch import watch as watch_command
+from dockyard.settings import Settings, load_settings
 from dockyard.shards.core import JUNIT, choose_shards, junit_counts, merge_junit_files, run_shards, write_xml
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.stack import Stack
@@ -214,7 +216,10 @@ def validate(c: Context, quick: bool = False) -> None:
 @_front
 def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool = False) -> None:
     """Remove dockyard-labelled resources whose lease is over, and clear stale lease records."""
-    found = sweep.plan(load_settings(), age=sweep.older_than(older_than), everything=all)
+    settings, age = load_settings(), sweep.older_than(older_than)
+    if age is not None:
+        _release_kept(settings, age, dry_run)
+    found = sweep.plan(settings, age=age, everything=all)
     for res, engine in found.resources:
         print(f"{'would remove' if dry_run else 'removing'} {res}" + (f" on {engine}" if found.several_engines else ""))
     if not dry_run:
@@ -237,6 +242,12 @@ def _report_leftovers(problems: list[str], unreachable: dict[str, str]) -> None:
         raise Exit(code=int(ExitCode.FAILURE))
 
 
+def _release_kept(settings: Settings, age: float, dry_run: bool) -> None:
+    """Berths kept after a test failure are held: their keepers take them down."""
+    for index in release_older_than(settings, age, dry_run=dry_run):
+        print(f"{'would take down' if dry_run else 'took down'} berth {index}, kept after a test failure")
+
+
 @task
 @_front
 def setup(c: Context) -> None:
@@ -252,13 +263,48 @@ def _compose_works() -> bool:
     return installed_compose_version() is not None
 
 
-@task(help={"no_up": "Hold the berth only; do not start the stack."})
+@task(
+    help={
+        "no_up": "Hold the berth only; do not start the stack.",
+        "reuse": "Use the stack `dockyard up` keeps for this project (left up afterwards), if there is one.",
+        "env_file": "Also write the command's DOCKYARD_<SERVICE>_<PORT> variables to this dotenv file.",
+        "in": "Run the command in a one-off container of this service, on the stack's networks.",
+        "copy_out": "With --in: copy CONTAINER_PATH:HOST_PATH out after the command (reports); repeatable.",
+    },
+    iterable=["copy_out"],
+)
 @_front
-def run(c: Context, no_up: bool = False) -> None:
+def run(  # noqa: PLR0917 - invoke passes every option by keyword; the signature is the CLI
+    c: Context,
+    no_up: bool = False,
+    reuse: bool = False,
+    env_file: str = "",
+    in_: str = "",
+    copy_out: list[str] | None = None,
+) -> None:
     """Run the command after `--` with a berth held and the stack up, then tear down."""
-    code = run_command(load_settings(), remainder(c), up=not no_up)
+    code = run_command(
+        load_settings(),
+        remainder(c),
+        up=not no_up,
+        reuse=reuse,
+        env_file=Path(env_file) if env_file else None,
+        inside=(in_, copy_out or []) if in_ else None,
+    )
     if code:
         raise Exit(code=code)
+
+
+@task(
+    help={
+        "services": "Comma-separated services to rebuild when their sources change (default: every built one).",
+        "tests": "Comma-separated paths whose changes re-run the command (default: tests).",
+    }
+)
+@_front
+def watch(c: Context, services: str = "", tests: str = "") -> None:
+    """Keep the stack up; rebuild a service when its sources change and re-run the command after `--`."""
+    watch_command(load_settings(), remainder(c), services=_services(services), tests=_services(tests))
 
 
 @task(
@@ -296,5 +342,5 @@ def junit_merge(c: Context, output: str = "") -> None:
 
 
 namespace = Collection(
-    up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run, parallel, junit_merge
+    up, down, status, logs, restart, refresh, exec_, images, validate, cleanup, setup, run, watch, parallel, junit_merge
 )

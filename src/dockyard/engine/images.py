@@ -308,3 +308,17 @@ def ensure_images(
             result[spec.image] = BUILT
             progress.image_done(spec.image, BUILT, time.monotonic() - began)
     return result
+
+
+def outdated(client: DockerClient, specs: list[BuildSpec], settings: Settings) -> list[BuildSpec]:
+    """The specs whose image is missing, or was built from other sources than its context holds now.
+
+    Builds nothing: this is how a kept stack is judged before tests reuse it.
+    """
+    ensure_lock_dir(settings.lock_dir)
+    stale = []
+    for spec in specs:
+        resolved = _resolve_base(client, spec, settings, SILENT, None)
+        if _image_digest(client, spec.image) != context_digest(resolved):
+            stale.append(spec)
+    return stale

@@ -5,26 +5,41 @@ to the shell, so it starts this process in its own session; the keeper takes the
 starts the stack, writes one JSON line (the berth, or the error as
 :meth:`~dockyard.errors.DockyardError.to_json` makes it) to its stdout, and then waits.
 SIGTERM or SIGINT tears the stack down and releases the berth.
+
+Given an *owner* (a test session's pid; see ``sessions/keep.py``), it also tears down when
+the owner exits, unless the owner marked the berth kept after a test failure first: then it
+holds the stack for whoever debugs it, until ``dockyard down``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
 
 from dockyard.errors import DockyardError
+from dockyard.host import wait_for_exit
 from dockyard.pool import leasing
+from dockyard.pool.berth import Berth
 from dockyard.sessions.api import docker_reaper
+from dockyard.sessions.keep import is_kept_after_failure, marker_path
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import load_settings
 from dockyard.stack.stack import Stack
 from dockyard.ui.progress import JsonLines
 
 
-def main(root: str, build: str) -> int:
-    """Hold one berth with its stack up; print it; wait for the signal to tear down."""
+def _follow(owner: int, berth: Berth, stop: threading.Event) -> None:
+    """Set ``stop`` once ``owner`` has exited, unless it marked the berth kept."""
+    wait_for_exit(owner)
+    if not is_kept_after_failure(berth.lock_path, berth.record.lease_id):
+        stop.set()
+
+
+def main(root: str, build: str, owner: str = "") -> int:
+    """Hold one berth with its stack up; print it; wait for the signal (or ``owner``'s end) to tear down."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
@@ -41,6 +56,8 @@ def main(root: str, build: str) -> int:
         stack.up(build=build == "build")
         print(json.dumps({"berth": stack.describe()}), flush=True)
         sys.stdout.close()
+        if owner:
+            threading.Thread(target=_follow, args=(int(owner), berth, stop), daemon=True).start()
         stop.wait()
         stack.down()
         return 0
@@ -48,8 +65,20 @@ def main(root: str, build: str) -> int:
         print(json.dumps({"error": exc.to_json()}), flush=True)
         return int(exc.exit_code)
     finally:
+        marker_path(berth.lock_path).unlink(missing_ok=True)
         berth.release()
 
 
+def detach() -> None:
+    """Go on in a child of this process, which exits at once.
+
+    `start_keeper` waits for the launcher, and the keeper (a child of init from then on) is no
+    child of any process that would have to reap it or warn that it is still running.
+    """
+    if os.fork() != 0:
+        os._exit(0)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    detach()
+    sys.exit(main(*sys.argv[1:4]))

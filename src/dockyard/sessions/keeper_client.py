@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ from typing import Any
 from dockyard.engine.endpoints import engine_for
 from dockyard.errors import DockyardError
 from dockyard.pool import leasing
-from dockyard.pool.berth import BerthPool, State, lock_is_held
+from dockyard.pool.berth import Berth, BerthPool, State, lock_is_held
 from dockyard.pool.lease import LeaseRecord
 from dockyard.settings import Settings
 from dockyard.ui.progress import SILENT, Reporter, replay
@@ -25,14 +24,24 @@ _KEEPER_MODULE = "dockyard.sessions.keeper"
 KEEPER_PATH = str(Path(__file__).with_name("keeper.py"))
 
 
-def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter = SILENT) -> dict[str, Any]:
+def start_keeper(
+    settings: Settings, *, build: bool = True, progress: Reporter = SILENT, owner: int | None = None
+) -> dict[str, Any]:
     """Start a keeper for ``settings`` and return its berth once the stack is healthy.
 
     The keeper's progress events are shown through ``progress`` as they come; its error is
-    raised here as the keeper raised it (``NoFreeBerth``, ``StackUnhealthy``, ...).
+    raised here as the keeper raised it (``NoFreeBerth``, ``StackUnhealthy``, ...). With
+    ``owner`` (a pid) it also tears down when that process ends, unless the berth was marked kept.
     """
     proc = subprocess.Popen(
-        [sys.executable, "-m", _KEEPER_MODULE, str(settings.root), "build" if build else "no-build"],
+        [
+            sys.executable,
+            "-m",
+            _KEEPER_MODULE,
+            str(settings.root),
+            "build" if build else "no-build",
+            *([str(owner)] if owner is not None else []),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -40,17 +49,19 @@ def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter =
         text=True,
         cwd=settings.root,
     )
-    with proc.stdout or io.StringIO() as answers:  # closed whichever way this ends
-        for line in answers:
+    # The process started is a launcher that forks the keeper and exits at once (see keeper.main):
+    # nothing here waits on, or leaves unreaped, a process that outlives this one.
+    proc.wait()
+    assert proc.stdout is not None  # noqa: S101 - stdout=PIPE; narrows the type
+    with proc.stdout:
+        for line in proc.stdout:
             message = json.loads(line)
             if replay(message, progress):
                 continue
             if "berth" in message:
                 return dict(message["berth"])
-            proc.wait()
             raise DockyardError.from_json(message["error"])
-    proc.wait()
-    raise DockyardError(f"the keeper process exited ({proc.returncode}) before the stack was up")
+    raise DockyardError("the keeper process ended before the stack was up")
 
 
 def kept_berths(settings: Settings) -> list[LeaseRecord]:
@@ -58,11 +69,24 @@ def kept_berths(settings: Settings) -> list[LeaseRecord]:
     return [
         s.record
         for _pool, s in leasing.statuses(settings)
-        if s.state is State.LIVE
-        and s.record is not None
-        and s.record.command.startswith(KEEPER_PATH)
-        and s.record.cwd == str(settings.root)
+        if s.state is State.LIVE and s.record is not None and is_keeper(s.record) and s.record.cwd == str(settings.root)
     ]
+
+
+def is_keeper(record: LeaseRecord) -> bool:
+    """Whether ``record``'s holder is a keeper (a stack of `dockyard up`, or one kept after a failure)."""
+    return record.command.startswith(KEEPER_PATH)
+
+
+def owner_of(record: LeaseRecord) -> int | None:
+    """The pid a keeper follows (a test session holding its stack through it); None for `dockyard up`'s."""
+    words = record.command.split()
+    return int(words[3]) if len(words) > 3 and words[3].isdigit() else None
+
+
+def berth_of(settings: Settings, record: LeaseRecord) -> Berth:
+    """The kept berth of ``record``, as an object to build a :class:`Stack` on (its lock stays the keeper's)."""
+    return Berth(record.index, record.project, record.port_block, lock_path_of(settings, record), record)
 
 
 def choose(settings: Settings, berth: int | None) -> LeaseRecord:

@@ -2,6 +2,8 @@
 
 This is how nox sessions hand a berth to pytest: the session's `dockyard run` process holds
 the lock; pytest (a child) finds the berth in ``DOCKYARD_BERTH`` and uses the running stack.
+Any other runner finds one variable per published port (``sessions/env.py``). With
+``reuse``, the stack `dockyard up` keeps for this project is used instead, and left up.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from dockyard.host import die_with_parent
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
 from dockyard.sessions.api import docker_reaper, hand_down
+from dockyard.sessions.env import port_environment, write_env_file
+from dockyard.sessions.inside import run_inside
+from dockyard.sessions.reuse import reused_stack
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
 from dockyard.stack.evidence import artifacts_since
@@ -31,6 +36,7 @@ from dockyard.ui.console import reporter, say, summary
 # process that started it: `dockyard parallel` reads one per shard. Written first when the
 # stack is up (exit code null), again at the end.
 REPORT_ENV = "DOCKYARD_RUN_REPORT"
+Inside = tuple[str, Sequence[str]] | None  # `--in SERVICE` and its `--copy-out` specs
 
 
 class _Terminated(Exception):
@@ -78,14 +84,74 @@ def summarise(berth: Berth, timings: Mapping[str, float], code: int, artifacts: 
     summary(f"run {status}", fields)
 
 
-def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
-    """Run ``command`` with a berth (and, with ``up``, the stack) held; its exit code."""
+def child_env(stack: Stack, env_file: Path | None) -> dict[str, str]:
+    """The command's environment: ours, the handed-down berth, a variable per published port."""
+    ports = port_environment(stack)
+    if env_file is not None:
+        write_env_file(env_file, ports)
+    # The report is ours to write: a nested `dockyard run` must not overwrite it.
+    return {**{k: v for k, v in os.environ.items() if k != REPORT_ENV}, **hand_down(stack), **ports}
+
+
+def _execute(stack: Stack, command: Sequence[str], env_file: Path | None, inside: Inside) -> int:
+    """Run ``command`` (on the host, or in a service's container) and wait for it; its exit code."""
+    env = child_env(stack, env_file)
+    if inside is not None:
+        return run_inside(stack, inside[0], command, inside[1])
+    child = subprocess.Popen(
+        list(command),
+        env=env,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - no threads here; prctl is async-signal-safe
+    )
+    try:
+        return child.wait()
+    finally:
+        if child.poll() is None:  # interrupted while it ran: it must not outlive the stack
+            child.terminate()
+            child.wait()
+
+
+def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None, inside: Inside) -> int:
+    """Run ``command`` against a kept stack: no start, no teardown."""
+    timings: dict[str, float] = {"acquire": 0.0}
+    held_since = time.time()
+    _write_report(stack, timings, None, held_since)
+    t0 = time.monotonic()
+    code = _execute(stack, command, env_file, inside)
+    timings["run"] = time.monotonic() - t0
+    _write_report(stack, timings, code, held_since)
+    summarise(stack.berth, timings, code, artifacts_since(stack.settings.artifacts_dir, held_since))
+    return code
+
+
+def run(
+    settings: Settings,
+    command: Sequence[str],
+    *,
+    up: bool = True,
+    reuse: bool = False,
+    env_file: Path | None = None,
+    inside: Inside = None,
+) -> int:
+    """Run ``command`` with a berth (and, with ``up``, the stack) held; its exit code.
+
+    ``reuse``: against the stack `dockyard up` keeps for this project, when there is one
+    that can be used (see ``sessions/reuse.py``). ``env_file``: also write the command's
+    port variables there, as a dotenv file. ``inside``: (service, copy-out specs): run it in
+    a one-off container of that service instead (``sessions/inside.py``).
+    """
     if not command:
         raise DockyardError("nothing to run", remedy="give a command after `--`, e.g. `dockyard run -- pytest`")
+    if inside is not None and not up:
+        raise DockyardError("--in needs the stack up", remedy="leave out --no-up")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     timings: dict[str, float] = {}
-    child: subprocess.Popen[bytes] | None = None
     try:
+        if reuse and up:
+            with reused_stack(settings, progress=say) as warm:
+                if warm is not None:
+                    return _run_reused(warm, command, env_file, inside)
+            say("no stack kept by `dockyard up` to reuse: starting one for this run")
         t0 = time.monotonic()
         berth = leasing.acquire(settings, reaper=docker_reaper)
         timings["acquire"] = time.monotonic() - t0
@@ -104,18 +170,9 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
             _write_report(stack, timings, None, held_since)
             try:
                 t0 = time.monotonic()
-                child = subprocess.Popen(
-                    list(command),
-                    # The report is ours to write: a nested `dockyard run` must not overwrite it.
-                    env={**{k: v for k, v in os.environ.items() if k != REPORT_ENV}, **hand_down(stack)},
-                    preexec_fn=die_with_parent(),  # noqa: PLW1509 - no threads here; prctl is async-signal-safe
-                )
-                code = child.wait()
+                code = _execute(stack, command, env_file, inside)
                 timings["run"] = time.monotonic() - t0
             finally:
-                if child is not None and child.poll() is None:
-                    child.terminate()
-                    child.wait()
                 if up:
                     t0 = time.monotonic()
                     stack.down()

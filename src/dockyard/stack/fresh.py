@@ -84,7 +84,8 @@ def _redis_database(worker: str | None) -> int:
 class FreshState:
     """Resets a stack's PostgreSQL and Redis to the snapshot taken after start-up."""
 
-    def __init__(self, stack: Stack, worker: str | None = None) -> None:
+    def __init__(self, stack: Stack, worker: str | None = None, *, redis_db_only: bool = False) -> None:
+        """``redis_db_only``: flush only this process's Redis database, never the others (a shared stack)."""
         self.stack = stack
         self.postgres, self.redis_address = _find(stack)
         if self.postgres is None and self.redis_address is None:
@@ -93,6 +94,7 @@ class FreshState:
                 remedy="fresh state works on a service publishing 5432 and/or 6379",
             )
         self.worker = worker
+        self.redis_db_only = redis_db_only or worker is not None
         self.timings: list[float] = []
         # Kept open between resets: a new authenticated connection costs as much as the copy.
         self._conn: Any = None
@@ -155,6 +157,24 @@ class FreshState:
         self.reset()
         self.timings.clear()
 
+    def preserve(self, name: str) -> str | None:
+        """Copy this test's database as ``name`` (its rows, for debugging a failure); the copy's DSN.
+
+        None without PostgreSQL. The database's other sessions are ended first, as a copy needs.
+        """
+        if self.postgres is None:
+            return None
+        conn = self._admin()
+        self._terminate(conn, self.database)
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.database}" STRATEGY FILE_COPY')
+        return self.postgres.dsn(name)
+
+    def drop_template(self) -> None:
+        """Drop the template, so that the next :meth:`snapshot` takes it anew (after services were recreated)."""
+        if self.postgres is not None:
+            self._admin().execute(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+
     @staticmethod
     def _terminate(conn: Any, database: str) -> None:
         conn.execute(
@@ -188,7 +208,7 @@ class FreshState:
             if self.redis_db:
                 self._check_databases(redis.Redis(host=host, port=port, socket_timeout=5))
             self._redis = redis.Redis(host=host, port=port, db=self.redis_db, socket_timeout=5)
-        if not self.worker:
+        if not self.worker and not self.redis_db_only:
             self._redis.flushall()
             return
         try:
