@@ -14,13 +14,13 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from dockyard.errors import DockyardError
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
 from dockyard.sessions.api import _docker_reaper, hand_down
+from dockyard.sessions.signals import Terminated, on_sigterm
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
 from dockyard.stack.evidence import artifacts_since
@@ -40,14 +40,6 @@ def _die_with_parent() -> None:
 
 
 _PR_SET_PDEATHSIG = 1
-
-
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so teardown runs (as for Ctrl-C)."""
-
-
-def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise _Terminated(signum)
 
 
 def _write_report(stack: Stack, timings: Mapping[str, float], code: int | None, held_since: float) -> None:
@@ -91,7 +83,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
     """Run ``command`` with a berth (and, with ``up``, the stack) held; its exit code."""
     if not command:
         raise DockyardError("nothing to run", remedy="give a command after `--`, e.g. `dockyard run -- pytest`")
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     timings: dict[str, float] = {}
     child: subprocess.Popen[bytes] | None = None
     try:
@@ -134,7 +126,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
             return code
         finally:
             berth.release()
-    except _Terminated:
+    except Terminated:
         return 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
