@@ -18,7 +18,7 @@ from dockyard.shards.collect import collect
 from dockyard.shards.junit import Counts, junit_counts, junit_durations, junit_key, merge_junit, write_xml
 from dockyard.shards.parallel import run_shards
 from dockyard.shards.plan import load_durations, parse_shard, save_durations, split, start_offsets, weights
-from dockyard.shards.plugin import SHARD_FILE_ENV
+from dockyard.shards.plugin import COLLECT_ENV, SHARD_FILE_ENV
 from dockyard.shards.policy import choose_shards, starts_at_once
 from dockyard.shards.runs import run_directory
 from dockyard.shards.shard import ShardRun, isolation_problems
@@ -396,3 +396,29 @@ def test_without_a_shard_file_the_plugin_keeps_everything(
     monkeypatch.delenv(SHARD_FILE_ENV, raising=False)
     result = pytester.runpytest("-p", "dockyard.shards.plugin", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+def test_one_whole_shard_lists_what_its_pytest_collected(tmp_path: Path) -> None:
+    run = ShardRun(1, 1, [], tmp_path, whole=True)
+    assert not run.empty  # it runs, though nothing was split into it
+    before = run.tests
+    assert before is None  # not counted before its pytest collects
+    run.path("ids").write_text("t::a\nt::b\n")  # what the plugin's collection hook writes
+    run.exit_code = 0
+    run.gather()
+    assert (run.nodeids, run.tests) == (["t::a", "t::b"], 2)
+    assert ShardRun(2, 2, [], tmp_path).empty
+
+
+def test_a_whole_shard_collects_in_its_own_pytest(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_inner=INNER)
+    listing = pytester.path / "shard-1.ids"
+    monkeypatch.setenv(COLLECT_ENV, str(listing))
+    monkeypatch.delenv(SHARD_FILE_ENV, raising=False)
+    result = pytester.runpytest("-p", "dockyard.shards.plugin", "-p", "no:cacheprovider", "-k", "not two")
+    result.assert_outcomes(passed=3, deselected=1)
+    assert listing.read_text().splitlines() == [
+        "test_inner.py::test_one",
+        "test_inner.py::test_three[1]",
+        "test_inner.py::test_three[2]",
+    ]

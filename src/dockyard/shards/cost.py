@@ -108,11 +108,11 @@ class CostMeter:
         """The host's busy CPU-seconds (None: unknown) and the time, now."""
         return self._cpu(), self._clock()
 
-    def queued(self, label: str, tests: int) -> None:
+    def queued(self, label: str, tests: int | None) -> None:
         """Passed on."""
         self.view.queued(label, tests)
 
-    def started(self, label: str, tests: int, log: Path) -> None:
+    def started(self, label: str, tests: int | None, log: Path) -> None:
         """Passed on; the first one starts the clock."""
         if self.begin is None:
             self.begin = self.read()

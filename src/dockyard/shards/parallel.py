@@ -1,11 +1,12 @@
 """`dockyard parallel`: one pytest run split over N berths by recorded durations, one merged report.
 
-The pipeline: collect the tests once (:mod:`.collect`); choose the shard count from what this
-host can afford (:mod:`.policy`); split them by the durations earlier runs recorded
-(:mod:`.plan`); build the images once; run every shard at once as ``dockyard run -- python -m
-pytest ARGS`` in a berth of its own, only the stack starts queuing (:mod:`.supervise`); then
-merge the shards' JUnit files (:mod:`.junit`), record their per-test times and what the run
-cost the host (:mod:`.cost`) for the next split, and show the summary (:mod:`.summary`).
+The pipeline: choose the shard count from what this host can afford (:mod:`.policy`); unless
+one shard runs everything, collect the tests once (:mod:`.collect`) and split them by the
+durations earlier runs recorded (:mod:`.plan`), and build the images once; run every shard at
+once as ``dockyard run -- python -m pytest ARGS`` in a berth of its own, only the stack starts
+queuing (:mod:`.supervise`); then merge the shards' JUnit files (:mod:`.junit`), record their
+per-test times and what the run cost the host (:mod:`.cost`) for the next split, and show the
+summary (:mod:`.summary`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.engine.endpoints import preflight
@@ -35,7 +37,7 @@ from dockyard.shards.plan import (
     start_offsets,
     weights,
 )
-from dockyard.shards.policy import Host, default_shards, starts_at_once
+from dockyard.shards.policy import Host, before_the_tests, default_shards, starts_at_once
 from dockyard.shards.runs import run_directory
 from dockyard.shards.shard import ShardRun, isolation_line
 from dockyard.shards.summary import Summary
@@ -75,13 +77,67 @@ def run_shards(
     if only is not None and not 1 <= only <= n:
         raise DockyardError(f"shard {only} of {n} does not exist", remedy=f"give --shard K/{n} with 1 <= K <= {n}")
     cwd = Path.cwd()
+    durations = load_durations(settings.root / DURATIONS)
+    plan = _plan(settings, pytest_args, durations, n, only=only, at_once=at_once, cwd=cwd)
+    active = [r for r in plan.runs if not r.empty]
+    t0 = time.monotonic()
+    meter: CostMeter | None = None
+    if active:
+        if len(active) > 1:  # one shard's `dockyard run` builds what it needs itself
+            _build_images(settings)
+        if plan.at_once < len(active):
+            say(f"stacks start {plan.at_once} at a time (the heaviest part of a shard); the tests run all at once")
+        try:
+            # Around launch, not in it: on Ctrl-C the view stops only once the shards have.
+            with shard_view() as view:
+                meter = CostMeter(view)
+                launch(active, pytest_args, cwd, plan.at_once, meter)
+        except Terminated:
+            say("terminated: the shards were stopped and took their stacks down")
+            return 128 + signal.SIGTERM
+    elapsed = time.monotonic() - t0
+    since = time.time() - elapsed
+    for run in active:
+        run.gather()
+        if run.whole and not run.nodeids and run.exit_code == 5:  # pytest's "no tests collected"
+            raise DockyardError(f"pytest collected no tests from {' '.join(pytest_args) or cwd}")
+    weight = plan.weight if plan.weight is not None else weights([t for r in plan.runs for t in r.nodeids], durations)
+    junit = junit or settings.root / JUNIT
+    return _finish(settings, plan.runs, weight, elapsed, junit, since=since, meter=meter, json_summary=json_summary)
+
+
+@dataclass
+class _Plan:
+    runs: list[ShardRun]
+    at_once: int
+    weight: dict[str, float] | None = None  # None: a whole shard's, known once it ran
+
+
+def _plan(
+    settings: Settings,
+    pytest_args: Sequence[str],
+    durations: Mapping[str, float],
+    n: int,
+    *,
+    only: int | None,
+    at_once: int | None,
+    cwd: Path,
+) -> _Plan:
+    """The shards to run: one whole shard, or the collected tests split over ``n`` (0: chosen)."""
+    host, costs = Host.this(settings.max_berths), Costs.recorded(durations)
+    early = None if n else before_the_tests(host, costs)
+    if early is not None:
+        say(early.why)
+        n = 1
+    if n == 1:
+        # One shard runs what its pytest selects: no split, so no collection beforehand.
+        say("no split: the one shard runs every test pytest selects")
+        return _Plan([ShardRun(1, 1, [], _directory(settings), whole=True)], at_once=1)
     nodeids = collect(pytest_args, cwd=cwd)
     if not nodeids:
         raise DockyardError(f"pytest collected no tests from {' '.join(pytest_args) or cwd}")
-    durations = load_durations(settings.root / DURATIONS)
     weight = weights(nodeids, durations)
     if not n:
-        host, costs = Host.this(settings.max_berths), Costs.recorded(durations)
         choice = default_shards(host, len(nodeids), sum(weight.values()), costs, durations.get(STACK_UP, 0.0))
         n = choice.shards
         say(choice.why)
@@ -95,29 +151,17 @@ def run_shards(
         + (f"split by the durations of {known} of them" if known else "split by count (no durations recorded yet)")
         + (f", shard by shard {up:.0f}s less for the queued stack starts" if up else "")
     )
+    directory = _directory(settings)
+    shards = split(nodeids, durations, n, start_offsets(n, at_once, up))
+    runs = [ShardRun(k, n, ids, directory) for k, ids in enumerate(shards, start=1) if only is None or k == only]
+    return _Plan(runs, at_once, weight)
+
+
+def _directory(settings: Settings) -> Path:
+    """This run's directory for its shards' files, said."""
     directory = run_directory(settings.root)
     say(f"shard files (logs, JUnit XML, reports): {directory}")
-    plan = split(nodeids, durations, n, start_offsets(n, at_once, up))
-    runs = [ShardRun(k, n, ids, directory) for k, ids in enumerate(plan, start=1) if only is None or k == only]
-    active = [r for r in runs if r.nodeids]
-    t0 = time.monotonic()
-    meter: CostMeter | None = None
-    if active:
-        _build_images(settings)
-        if at_once < len(active):
-            say(f"stacks start {at_once} at a time (the heaviest part of a shard); the tests run all at once")
-        try:
-            # Around launch, not in it: on Ctrl-C the view stops only once the shards have.
-            with shard_view() as view:
-                meter = CostMeter(view)
-                launch(active, pytest_args, cwd, at_once, meter)
-        except Terminated:
-            say("terminated: the shards were stopped and took their stacks down")
-            return 128 + signal.SIGTERM
-    elapsed = time.monotonic() - t0
-    since = time.time() - elapsed
-    junit = junit or settings.root / JUNIT
-    return _finish(settings, runs, weight, elapsed, junit, since=since, meter=meter, json_summary=json_summary)
+    return directory
 
 
 def _measured(active: Sequence[ShardRun], meter: CostMeter | None) -> dict[str, float]:
@@ -153,9 +197,8 @@ def _finish(
     json_summary: bool = False,
 ) -> int:
     """Read the shards' results, record durations, merge the XML, show the summary; the exit code."""
-    active = [r for r in runs if r.nodeids]
+    active = [r for r in runs if not r.empty]
     for run in active:
-        run.gather()
         if not run.ok:
             say(f"shard {run.label} failed (exit {run.exit_code}); last lines of {run.path('log')}:")
             sys.stderr.write(tail(run.path("log")) + "\n")

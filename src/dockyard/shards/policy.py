@@ -3,7 +3,8 @@
 A shard costs a berth: its stack's start and stop, a `dockyard run` and a pytest, all on the
 host's CPUs (with fuse-overlayfs storage, even a container's file reads are CPU). So N shards
 cannot finish before ``(N * berth + tests) / cores`` CPU-seconds allow, however the tests are
-split; nor before a stack's start and stop plus their share of the tests. The default is the
+split; nor before a shard's fixed time (`dockyard run`, the stack's start and stop, pytest's
+start) plus its share of the tests. The default is the
 count whose predicted wall time is the least, if it beats one shard by :data:`PAYS`; the
 figures come from what earlier runs measured (:mod:`dockyard.shards.cost`). With nothing
 measured yet the default is one shard, and that run measures them.
@@ -44,7 +45,7 @@ def memory() -> int | None:
         return None
 
 
-def starts_at_once(cores_: int | None = None) -> int:
+def starts_at_once(cpus: int | None = None) -> int:
     """How many shards may start their stacks at the same time: one per two cores.
 
     Starting a stack (databases initialising, interpreters importing) is the heaviest part of
@@ -52,7 +53,7 @@ def starts_at_once(cores_: int | None = None) -> int:
     took 33-63 s each and one run in three tripped a 2 s health-check timeout. Tests still run
     in all shards at once; only the starts queue.
     """
-    return max(1, (cores() if cores_ is None else cores_) // 2)
+    return max(1, (cores() if cpus is None else cpus) // 2)
 
 
 @dataclass(frozen=True)
@@ -84,18 +85,32 @@ class Choice:
     why: str
 
 
-def predicted_wall(n: int, test_seconds: float, costs: Costs, cores_: int, stack_up: float = 0.0) -> float:
+def predicted_wall(n: int, test_seconds: float, costs: Costs, cpus: int, stack_up: float = 0.0) -> float:
     """Seconds ``n`` shards take at least: the slower of their time bound and their CPU bound.
 
-    The time bound: a shard's fixed time (its stack's start and stop, ...) plus an even share
-    of the tests and of the queued stack starts (:func:`start_offsets`, a stack ``stack_up``
-    seconds to start). The CPU bound: every berth and every test's
-    CPU-seconds over the host's cores, at the :data:`EFFICIENCY` such runs achieve.
+    The time bound: a shard's fixed time plus an even share of the tests and of the queued
+    stack starts (:func:`start_offsets`, a stack taking ``stack_up`` seconds to start). The
+    CPU bound: the CPU-seconds of every berth and every test over the ``cpus``, at the
+    :data:`EFFICIENCY` such runs achieve.
     """
-    queued = sum(start_offsets(n, starts_at_once(cores_), stack_up))
+    queued = sum(start_offsets(n, starts_at_once(cpus), stack_up))
     time_bound = costs.fixed_seconds + (test_seconds + queued) / n
-    cpu_bound = (n * costs.berth_cpu + test_seconds * costs.test_cpu) / (cores_ * EFFICIENCY)
+    cpu_bound = (n * costs.berth_cpu + test_seconds * costs.test_cpu) / (cpus * EFFICIENCY)
     return max(time_bound, cpu_bound)
+
+
+def before_the_tests(host: Host, costs: Costs | None) -> Choice | None:
+    """One shard when the host or the lack of measured costs decides it, whatever the tests."""
+    if host.most() <= 1:
+        return Choice(1, "1 shard: there is one berth the pool and memory allow")
+    if host.cores < 2:
+        return Choice(1, "1 shard: a single CPU runs one berth at a time")
+    if costs is None:
+        return Choice(
+            1,
+            "1 shard: no earlier run measured what a berth costs this host; this one does (or give --shards N)",
+        )
+    return None
 
 
 def default_shards(host: Host, tests: int, test_seconds: float, costs: Costs | None, stack_up: float = 0.0) -> Choice:
@@ -104,17 +119,12 @@ def default_shards(host: Host, tests: int, test_seconds: float, costs: Costs | N
     ``costs`` are what an earlier run measured (None: nothing yet), ``stack_up`` the seconds
     a stack took to start.
     """
+    early = before_the_tests(host, costs)
+    if early is not None:
+        return early
     most = min(host.most(), tests)
-    if most <= 1:
-        limit = "test" if tests <= 1 else "berth the pool and memory allow"
-        return Choice(1, f"1 shard: there is one {limit}")
-    if host.cores < 2:
-        return Choice(1, "1 shard: a single CPU runs one berth at a time")
-    if costs is None:
-        return Choice(
-            1,
-            "1 shard: no earlier run measured what a berth costs this host; this one does (or give --shards N)",
-        )
+    if most <= 1 or costs is None:
+        return Choice(1, "1 shard: there is one test")
     walls = {n: predicted_wall(n, test_seconds, costs, host.cores, stack_up) for n in range(1, most + 1)}
     best = min(walls[k] for k in walls if k > 1)
     n = min(k for k in walls if k > 1 and walls[k] <= best * _CLOSE)  # the fewest near the best

@@ -17,12 +17,17 @@ from dockyard.shards.junit import Counts, junit_counts, read_xml
 
 @dataclass
 class ShardRun:
-    """One shard: its tests, its files, and what came of it."""
+    """One shard: its tests, its files, and what came of it.
+
+    A shard ``whole`` runs every test its pytest selects (one shard: no split, so nothing to
+    collect beforehand); its ``nodeids`` are the ones that pytest collected, once it ran.
+    """
 
     number: int
     count: int
     nodeids: list[str]
     directory: Path
+    whole: bool = False
     exit_code: int | None = None
     wall: float = 0.0
     counts: Counts | None = None
@@ -39,9 +44,19 @@ class ShardRun:
         return f"{self.number}/{self.count}"
 
     @property
+    def empty(self) -> bool:
+        """Whether the split left this shard nothing to run (it is never started)."""
+        return not self.nodeids and not self.whole
+
+    @property
+    def tests(self) -> int | None:
+        """How many tests the shard runs; None for a whole shard that has not collected yet."""
+        return None if self.whole and self.exit_code is None else len(self.nodeids)
+
+    @property
     def ok(self) -> bool:
         """Whether the shard ran and everything in it passed (an empty shard is fine)."""
-        return not self.nodeids or (self.exit_code == 0 and self.counts is not None and not self.counts.failed)
+        return self.empty or (self.exit_code == 0 and self.counts is not None and not self.counts.failed)
 
     def command(self, pytest_args: Sequence[str]) -> list[str]:
         """``dockyard run -- pytest ARGS`` for this shard, with this Python whatever PATH says."""
@@ -54,7 +69,15 @@ class ShardRun:
         ]
 
     def gather(self) -> None:
-        """Read the finished shard's JUnit XML and `dockyard run` report (either may be missing)."""
+        """Read the finished shard's JUnit XML and `dockyard run` report (either may be missing).
+
+        A whole shard's node ids too, as its pytest listed them.
+        """
+        if self.whole:
+            try:
+                self.nodeids = list(dict.fromkeys(self.path("ids").read_text().splitlines()))
+            except FileNotFoundError:  # its pytest never got to collect
+                self.nodeids = []
         self.junit = read_xml(self.path("xml"))
         self.counts = None if self.junit is None else junit_counts(self.junit)
         try:

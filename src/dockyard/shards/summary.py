@@ -61,10 +61,10 @@ class ShardLine:
             estimated_seconds=round(sum(weight[t] for t in run.nodeids), 3),
             up_seconds=_seconds(timings.get("up")),
             run_seconds=_seconds(timings.get("run")),
-            wall_seconds=round(run.wall, 3) if run.nodeids else None,
+            wall_seconds=None if run.empty else round(run.wall, 3),
             exit_code=run.exit_code,
-            result="empty" if not run.nodeids else "passed" if run.ok else "failed",
-            log=str(run.path("log")) if run.nodeids else None,
+            result="empty" if run.empty else "passed" if run.ok else "failed",
+            log=None if run.empty else str(run.path("log")),
         )
 
     def row(self) -> list[object]:
@@ -101,7 +101,7 @@ class Summary:
         files: Mapping[str, object] | None = None,
     ) -> Summary:
         """The summary of finished ``runs`` (``elapsed``: the whole run's wall time)."""
-        active = [r for r in runs if r.nodeids]
+        active = [r for r in runs if not r.empty]
         return cls(
             shards=[ShardLine.of(run, weight) for run in runs],
             wall_seconds=round(elapsed, 3),

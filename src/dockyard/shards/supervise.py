@@ -39,8 +39,12 @@ def tail(path: Path, lines: int = _LOG_TAIL) -> str:
 
 def _start(run: ShardRun, pytest_args: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
     """Start one shard, its output to its log."""
-    run.path("ids").write_text("".join(f"{t}\n" for t in run.nodeids))
-    env = {**env_without_shard(), REPORT_ENV: str(run.path("json")), plugin.SHARD_FILE_ENV: str(run.path("ids"))}
+    env = {**env_without_shard(), REPORT_ENV: str(run.path("json"))}
+    if run.whole:  # its pytest lists what it collected there
+        env[plugin.COLLECT_ENV] = str(run.path("ids"))
+    else:
+        run.path("ids").write_text("".join(f"{t}\n" for t in run.nodeids))
+        env[plugin.SHARD_FILE_ENV] = str(run.path("ids"))
     with run.path("log").open("wb") as log:
         return subprocess.Popen(run.command(pytest_args), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -95,14 +99,14 @@ def launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_o
     with sigterm_raises():
         try:
             for run in queued:
-                view.queued(run.label, len(run.nodeids))
+                view.queued(run.label, run.tests)
             while queued or running:
                 starting = [r for r in starting if procs[r.number].poll() is None and not r.path("json").exists()]
                 while queued and len(starting) < at_once:
                     run = queued.pop(0)
                     started[run.number] = time.monotonic()
                     procs[run.number] = _start(run, pytest_args, cwd)
-                    view.started(run.label, len(run.nodeids), run.path("log"))
+                    view.started(run.label, run.tests, run.path("log"))
                     running[pool.submit(procs[run.number].wait)] = run
                     starting.append(run)
                 # A few times a second: whose stack is up (to start the next), what the others wait for.
