@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.shards.cost import BERTH_CPU, FIXED, TEST_CPU, CostMeter, Costs, derive, host_cpu_seconds
-from dockyard.shards.policy import PAYS, Host, default_shards, predicted_wall
+from dockyard.shards.policy import PAYS, Host, before_the_tests, default_shards, predicted_wall
 from dockyard.shards.view import PlainShards
 
 GIB = 1024**3
@@ -164,3 +164,15 @@ def test_the_per_shard_plugin_imports_no_docker_requests_rich_or_yaml() -> None:
     assert "dockyard.shards.plugin" in modules
     heavy = {m for m in modules if m.split(".")[0] in ("docker", "requests", "rich", "yaml", "python_on_whales")}
     assert heavy == set()
+
+
+def test_one_shard_is_clear_before_collecting_when_every_recorded_test_cannot_pay() -> None:
+    recorded = {f"t::{i}": 0.4 for i in range(30)}  # 12 s of tests recorded in all
+    early = before_the_tests(BIG, DEMO, recorded, stack_up=2.0)
+    assert early is not None
+    assert early.shards == 1
+    assert early.why.endswith("less than the 1.2x that pays (every recorded test)")
+    # A long suite on a big host might pay: only the collected tests can tell.
+    long = {f"t::{i}": 10.0 for i in range(40)}
+    assert before_the_tests(Host(8, 64 * GIB, 16), DEMO, long, stack_up=2.0) is None
+    assert before_the_tests(Host(8, 64 * GIB, 16), DEMO) is None

@@ -125,7 +125,8 @@ def _plan(
 ) -> _Plan:
     """The shards to run: one whole shard, or the collected tests split over ``n`` (0: chosen)."""
     host, costs = Host.this(settings.max_berths), Costs.recorded(durations)
-    early = None if n else before_the_tests(host, costs)
+    recorded = {k: v for k, v in durations.items() if not k.startswith("<")}  # node ids, not costs
+    early = None if n else before_the_tests(host, costs, recorded, durations.get(STACK_UP, 0.0))
     if early is not None:
         say(early.why)
         n = 1

@@ -13,6 +13,7 @@ measured yet the default is one shard, and that run measures them.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dockyard.errors import DockyardError
@@ -99,8 +100,15 @@ def predicted_wall(n: int, test_seconds: float, costs: Costs, cpus: int, stack_u
     return max(time_bound, cpu_bound)
 
 
-def before_the_tests(host: Host, costs: Costs | None) -> Choice | None:
-    """One shard when the host or the lack of measured costs decides it, whatever the tests."""
+def before_the_tests(
+    host: Host, costs: Costs | None, recorded: Mapping[str, float] | None = None, stack_up: float = 0.0
+) -> Choice | None:
+    """One shard when it is clear before the tests are collected, else None.
+
+    Clear when the host decides it, when nothing is measured yet, or when even every test in
+    ``recorded`` (node id -> seconds: the most a run can hold, and more tests only make more
+    shards pay) would not pay for a second shard.
+    """
     if host.most() <= 1:
         return Choice(1, "1 shard: there is one berth the pool and memory allow")
     if host.cores < 2:
@@ -110,6 +118,10 @@ def before_the_tests(host: Host, costs: Costs | None) -> Choice | None:
             1,
             "1 shard: no earlier run measured what a berth costs this host; this one does (or give --shards N)",
         )
+    if recorded:
+        bound = _by_cost(host, len(recorded), sum(recorded.values()), costs, stack_up)
+        if bound.shards == 1:
+            return Choice(1, f"{bound.why} (every recorded test)")
     return None
 
 
@@ -120,10 +132,15 @@ def default_shards(host: Host, tests: int, test_seconds: float, costs: Costs | N
     a stack took to start.
     """
     early = before_the_tests(host, costs)
-    if early is not None:
-        return early
+    if early is not None or costs is None:
+        return early or Choice(1, "1 shard")
+    return _by_cost(host, tests, test_seconds, costs, stack_up)
+
+
+def _by_cost(host: Host, tests: int, test_seconds: float, costs: Costs, stack_up: float) -> Choice:
+    """The fewest shards predicted near the least wall time, if that pays; else one."""
     most = min(host.most(), tests)
-    if most <= 1 or costs is None:
+    if most <= 1:
         return Choice(1, "1 shard: there is one test")
     walls = {n: predicted_wall(n, test_seconds, costs, host.cores, stack_up) for n in range(1, most + 1)}
     best = min(walls[k] for k in walls if k > 1)
