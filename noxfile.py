@@ -84,9 +84,9 @@ def e2e(session: nox.Session) -> None:
 def e2e_parallel(session: nox.Session) -> None:
     """The demo journeys split into shards by recorded durations, each shard in its own berth.
 
-    `DOCKYARD_SHARDS=N` or `-- --shards N` sets the shard count (default: from cores, memory
-    and the pool); `-- --shard K/N` runs one shard of the split (a CI matrix job). Further
-    arguments go to pytest.
+    `DOCKYARD_SHARDS=N` or `-- --shards N` sets the shard count (default: as many as this host
+    runs faster than one, by what earlier runs measured of its CPU; else one); `-- --shard K/N`
+    runs one shard of the split (a CI matrix job). Further arguments go to pytest.
     """
     _install(session)
     _docker_ready(session)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -110,8 +111,30 @@ def test_three_shards_run_at_once_in_three_berths(make_project: Projects) -> Non
     assert "isolation check: 3 shard(s) held 3 distinct berth(s)" in result.stderr
 
     durations = json.loads((project.root / ".dockyard" / "durations.json").read_text())
-    assert sorted(durations) == ["<stack up>", *(f"tests/test_{n}.py::test_runs_in_a_berth_{n}" for n in range(1, 7))]
+    costs = ["<berth cpu s>", "<shard fixed s>", "<stack up>", "<test cpu per s>"]  # what the run cost the host
+    assert sorted(durations) == [*costs, *(f"tests/test_{n}.py::test_runs_in_a_berth_{n}" for n in range(1, 7))]
     assert durations["<stack up>"] > 0
+    assert durations["<berth cpu s>"] > 0
+
+
+def test_the_default_is_one_shard_until_a_run_priced_a_berth(make_project: Projects) -> None:
+    project = shard_project(make_project, "shardauto", "24400-24499", berths=1)
+    first = parallel(project, "--", "tests")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "dockyard: 1 shard: no earlier run measured what a berth costs this host" in first.stderr
+    assert "no split: the one shard runs every test pytest selects" in first.stderr
+    assert len(junit(project).findall("testsuite/testcase")) == 6
+    durations = json.loads((project.root / ".dockyard" / "durations.json").read_text())
+    assert durations["<berth cpu s>"] > 0
+    assert durations["<shard fixed s>"] > 0
+    assert durations["<test cpu per s>"] >= 0
+
+    # The next run chooses from those figures, and says them.
+    second = parallel(project, "--json", "--", "tests")
+    assert second.returncode == 0, second.stdout + second.stderr
+    why = re.search(r"^dockyard: (\d+) shards?: on \d+ cores a berth costs [\d.]+ CPU-s", second.stderr, re.MULTILINE)
+    assert why is not None, second.stderr
+    assert json.loads(second.stdout)["totals"]["shards"] == int(why.group(1))
 
 
 def test_one_shard_of_a_matrix_and_a_failing_test(make_project: Projects) -> None:

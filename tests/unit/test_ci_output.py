@@ -17,8 +17,9 @@ from dockyard.pool.berth import Berth
 from dockyard.pool.lease import LeaseRecord
 from dockyard.portblock import PortBlock
 from dockyard.sessions.run import summarise
-from dockyard.shards.core import Counts, ShardRun
-from dockyard.shards.core import _summary as parallel_summary
+from dockyard.shards.junit import Counts
+from dockyard.shards.shard import ShardRun
+from dockyard.shards.summary import Summary
 from dockyard.ui import ci
 from dockyard.ui import console as output
 
@@ -150,10 +151,22 @@ def test_the_parallel_summary_goes_to_the_github_step_summary(
 ) -> None:
     step_summary = in_ci("github")
     done = ShardRun(1, 2, ["t::1"], tmp_path, exit_code=0, wall=30.0, counts=Counts(1, 1, 0, 0))
-    done.report = {"index": 0, "project": "demo-0", "port_block": [20000, 20099], "timings": {"up": 9.0, "run": 20.0}}
+    done.report = {
+        "index": 0,
+        "project": "demo-0",
+        "port_block": [20000, 20099],
+        "timings": {"up": 9.0, "run": 20.0},
+        "held": [0.0, 30.0],
+    }
     failed = ShardRun(2, 2, ["t::2"], tmp_path, exit_code=1, wall=31.0, counts=Counts(1, 0, 1, 0))
-    failed.report = {"index": 1, "project": "demo-1", "port_block": [20100, 20199], "timings": {"up": 9.5}}
-    parallel_summary([done, failed], {"t::1": 1.0, "t::2": 1.0}, 32.0)
+    failed.report = {
+        "index": 1,
+        "project": "demo-1",
+        "port_block": [20100, 20199],
+        "timings": {"up": 9.5},
+        "held": [0.0, 31.0],
+    }
+    Summary.of([done, failed], {"t::1": 1.0, "t::2": 1.0}, 32.0, {"junit": "", "artifacts": []}).show()
     lines = step_summary.read_text().splitlines()
     assert lines[0] == "### dockyard parallel"
     assert lines[2].startswith("| shard | berth | project | port block |")

@@ -11,7 +11,7 @@ from invoke.exceptions import Exit
 
 from dockyard import DockyardError, ExitCode
 from dockyard.cli import tasks
-from dockyard.shards.core import merge_junit, merge_junit_files, write_xml
+from dockyard.shards.junit import merge_junit, merge_junit_files, write_xml
 
 PYTEST_XML = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites name="pytest tests"><testsuite name="pytest" errors="{errors}" failures="0" skipped="0" tests="{tests}"

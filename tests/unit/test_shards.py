@@ -14,35 +14,18 @@ from pathlib import Path
 import pytest
 
 from dockyard import DockyardError, Settings
-from dockyard.shards.core import (
-    SHARD_FILE_ENV,
-    Counts,
-    ShardRun,
-    choose_shards,
-    collect,
-    default_shards,
-    isolation_problems,
-    junit_counts,
-    junit_durations,
-    junit_key,
-    load_durations,
-    merge_junit,
-    parse_shard,
-    run_directory,
-    run_shards,
-    save_durations,
-    split,
-    start_offsets,
-    starts_at_once,
-    weights,
-    write_xml,
-)
-from dockyard.shards.core import _summary as summary
+from dockyard.shards.collect import collect
+from dockyard.shards.junit import Counts, junit_counts, junit_durations, junit_key, merge_junit, write_xml
+from dockyard.shards.parallel import run_shards
+from dockyard.shards.plan import load_durations, parse_shard, save_durations, split, start_offsets, weights
+from dockyard.shards.plugin import COLLECT_ENV, SHARD_FILE_ENV
+from dockyard.shards.policy import choose_shards, starts_at_once
+from dockyard.shards.runs import run_directory
+from dockyard.shards.shard import ShardRun, isolation_problems
+from dockyard.shards.summary import Summary
 from dockyard.ui.console import table_rows
 
 pytest_plugins = ["pytester"]
-
-GIB = 1024**3
 
 # One slow journey, a few medium ones, many quick ones: the shape of a real e2e suite.
 SKEWED = {
@@ -143,28 +126,9 @@ def test_duplicate_ids_are_split_once_and_n_must_be_positive() -> None:
 # -- how many, which one ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("cores", "memory", "max_berths", "expected"),
-    [
-        (2, 24 * GIB, 16, 3),  # cores + 1
-        (8, 24 * GIB, 16, 9),
-        (16, 24 * GIB, 16, 12),  # memory / 2 GiB
-        (8, 24 * GIB, 4, 4),  # the pool
-        (4, GIB, 16, 1),  # never fewer than one
-        (2, None, 16, 3),  # memory unknown: cores alone
-    ],
-)
-def test_default_shard_count(cores: int, memory: int | None, max_berths: int, expected: int) -> None:
-    assert default_shards(max_berths, cores=cores, memory=memory) == expected
-
-
 @pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 1), (3, 1), (4, 2), (16, 8)])
 def test_stacks_start_one_per_two_cores(cores: int, expected: int) -> None:
     assert starts_at_once(cores) == expected
-
-
-def test_default_shard_count_of_this_host_is_sane() -> None:
-    assert 1 <= default_shards(16) <= 16
 
 
 @pytest.mark.parametrize(("text", "expected"), [("1/1", (1, 1)), ("2/3", (2, 3)), (" 4 / 4 ", (4, 4))])
@@ -191,16 +155,15 @@ def test_parse_shard_rejects_bad_values_clearly(text: str, why: str) -> None:
     assert "--shard K/N" in info.value.remedy
 
 
-def test_choose_shards(make_settings: Callable[..., Settings]) -> None:
-    settings = make_settings(max_berths=2, port_range="30000-30999")
-    assert choose_shards(settings, 0, "") == (default_shards(2), None)
-    assert choose_shards(settings, 5, "") == (5, None)  # an explicit count is the user's call
-    assert choose_shards(settings, 0, "2/4") == (4, 2)
-    assert choose_shards(settings, 4, "2/4") == (4, 2)
+def test_choose_shards() -> None:
+    assert choose_shards(0, "") == (0, None)  # the default, chosen once the tests are collected
+    assert choose_shards(5, "") == (5, None)  # an explicit count is the user's call
+    assert choose_shards(0, "2/4") == (4, 2)
+    assert choose_shards(4, "2/4") == (4, 2)
     with pytest.raises(DockyardError, match="disagree"):
-        choose_shards(settings, 3, "2/4")
+        choose_shards(3, "2/4")
     with pytest.raises(DockyardError, match="must be 1 or more"):
-        choose_shards(settings, -1, "")
+        choose_shards(-1, "")
 
 
 # -- JUnit and durations ----------------------------------------------------------------------------
@@ -340,7 +303,7 @@ def test_the_summary_has_a_line_per_shard_and_a_total(
     assert done.report is not None
     done.report["timings"] = {"acquire": 0.0, "up": 40.0, "run": 20.5, "down": 1.0}
     broken = ShardRun(2, 3, ["t::2"], tmp_path, exit_code=5, wall=30.0)  # its stack never came up
-    summary([done, broken, ShardRun(3, 3, [], tmp_path)], {"t::1": 2.0, "t::2": 3.0}, 62.0)
+    Summary.of([done, broken, ShardRun(3, 3, [], tmp_path)], {"t::1": 2.0, "t::2": 3.0}, 62.0).show()
     rows = table_rows(capsys.readouterr().out)[1:]  # below the header
     assert rows == [
         ["1/3", "4", "demo-20400", "20400-20499", "1", "1", "0", "0", "2.0", "40.0", "20.5", "61.2", "passed"],
@@ -361,7 +324,7 @@ def test_a_shard_runs_pytest_under_dockyard_run_with_this_python(tmp_path: Path)
     assert cmd[:5] == [sys.executable, "-m", "dockyard", "run", "--"]
     assert cmd[5:10] == [sys.executable, "-m", "pytest", "tests/e2e", "-k"]
     assert f"--junitxml={tmp_path / 'shard-2.xml'}" in cmd
-    assert cmd[cmd.index("dockyard.shards.core") - 1] == "-p"
+    assert cmd[cmd.index("dockyard.shards.plugin") - 1] == "-p"
 
 
 def test_an_empty_shard_is_fine_and_a_failed_one_is_not(tmp_path: Path) -> None:
@@ -410,7 +373,7 @@ def test_a_shard_runs_only_its_tests(pytester: pytest.Pytester, monkeypatch: pyt
     keep = pytester.path / "shard.ids"
     keep.write_text("test_inner.py::test_two\ntest_inner.py::test_three[2]\n")
     monkeypatch.setenv(SHARD_FILE_ENV, str(keep))
-    result = pytester.runpytest("-p", "dockyard.shards.core", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "dockyard.shards.plugin", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, deselected=2)
 
 
@@ -421,7 +384,7 @@ def test_a_shard_fails_when_its_tests_are_not_collected(
     keep = pytester.path / "shard.ids"
     keep.write_text("test_inner.py::test_two\ntest_inner.py::test_gone\n")
     monkeypatch.setenv(SHARD_FILE_ENV, str(keep))
-    result = pytester.runpytest("-p", "dockyard.shards.core", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "dockyard.shards.plugin", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*1 test(s) of this shard were not collected*test_gone*"])
 
@@ -431,5 +394,31 @@ def test_without_a_shard_file_the_plugin_keeps_everything(
 ) -> None:
     pytester.makepyfile(test_inner=INNER)
     monkeypatch.delenv(SHARD_FILE_ENV, raising=False)
-    result = pytester.runpytest("-p", "dockyard.shards.core", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "dockyard.shards.plugin", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
+
+
+def test_one_whole_shard_lists_what_its_pytest_collected(tmp_path: Path) -> None:
+    run = ShardRun(1, 1, [], tmp_path, whole=True)
+    assert not run.empty  # it runs, though nothing was split into it
+    before = run.tests
+    assert before is None  # not counted before its pytest collects
+    run.path("ids").write_text("t::a\nt::b\n")  # what the plugin's collection hook writes
+    run.exit_code = 0
+    run.gather()
+    assert (run.nodeids, run.tests) == (["t::a", "t::b"], 2)
+    assert ShardRun(2, 2, [], tmp_path).empty
+
+
+def test_a_whole_shard_collects_in_its_own_pytest(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile(test_inner=INNER)
+    listing = pytester.path / "shard-1.ids"
+    monkeypatch.setenv(COLLECT_ENV, str(listing))
+    monkeypatch.delenv(SHARD_FILE_ENV, raising=False)
+    result = pytester.runpytest("-p", "dockyard.shards.plugin", "-p", "no:cacheprovider", "-k", "not two")
+    result.assert_outcomes(passed=3, deselected=1)
+    assert listing.read_text().splitlines() == [
+        "test_inner.py::test_one",
+        "test_inner.py::test_three[1]",
+        "test_inner.py::test_three[2]",
+    ]

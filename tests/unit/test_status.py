@@ -19,7 +19,9 @@ from dockyard.pool.leasing import acquire_from
 from dockyard.sessions import keeper, keeper_client
 from dockyard.sessions.keeper_client import KEEPER_PATH, kept_berths
 from dockyard.settings import Settings
-from dockyard.shards.core import Counts, ShardRun, summary_data
+from dockyard.shards.junit import Counts
+from dockyard.shards.shard import ShardRun
+from dockyard.shards.summary import Summary
 from dockyard.ui import console as output
 from dockyard.ui.console import table_rows
 
@@ -123,12 +125,21 @@ def test_the_parallel_summary_as_json(tmp_path: Path) -> None:
     done.report = {"index": 4, "project": "demo-20400", "port_block": [20400, 20499], "timings": {"up": 5.0}}
     broken = ShardRun(2, 2, ["t::c"], tmp_path, exit_code=5, wall=3.0)  # its stack never came up
     files = {"junit": "/x/junit.xml", "artifacts": []}
-    data = summary_data([done, broken], {"t::a": 1.0, "t::b": 2.0, "t::c": 4.0}, 21.0, files)
+    data = Summary.of([done, broken], {"t::a": 1.0, "t::b": 2.0, "t::c": 4.0}, 21.0, files).as_json()
     json.dumps(data)  # it must serialise as is
     assert data["result"] == "failed"
     assert data["totals"] == {"shards": 2, "berths": 1, "tests": 3, "passed": 2, "failed": 0, "skipped": 0}
     assert data["junit"] == "/x/junit.xml"
+    # The shape scripts rely on: these keys, in this order (the files are the caller's).
+    assert list(data) == [
+        *("result", "wall_seconds", "totals", "shards", "junit", "artifacts", "exit_code", "isolation_problems")
+    ]
+    assert (data["exit_code"], data["isolation_problems"]) == (5, [])
     first, second = data["shards"]
+    assert list(first) == [
+        *("shard", "berth", "project", "port_block", "tests", "passed", "failed", "skipped"),
+        *("estimated_seconds", "up_seconds", "run_seconds", "wall_seconds", "exit_code", "result", "log"),
+    ]
     assert first["shard"] == "1/2"
     assert (first["berth"], first["port_block"], first["passed"]) == (4, [20400, 20499], 2)
     assert (first["estimated_seconds"], first["up_seconds"], first["run_seconds"]) == (3.0, 5.0, None)

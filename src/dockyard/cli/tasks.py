@@ -36,7 +36,10 @@ from dockyard.sessions.keep import release_older_than
 from dockyard.sessions.run import run as run_command
 from dockyard.sessions.watch import watch as watch_command
 from dockyard.settings import Settings, load_settings
-from dockyard.shards.core import JUNIT, choose_shards, junit_counts, merge_junit_files, run_shards, write_xml
+from dockyard.shards.junit import junit_counts, merge_junit_files, write_xml
+from dockyard.shards.parallel import run_shards
+from dockyard.shards.plan import JUNIT
+from dockyard.shards.policy import choose_shards
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.stack import Stack
 from dockyard.ui.console import emit_json, reporter, say, table
@@ -309,8 +312,8 @@ def watch(c: Context, services: str = "", tests: str = "") -> None:
 
 @task(
     help={
-        "shards": "Shards to run at once, each in its own berth (default: cores + 1, capped by memory / 2 GiB "
-        "and max_berths).",
+        "shards": "Shards to run at once, each in its own berth (default: as many as this host runs faster "
+        "than one, from the CPU earlier runs measured; 1 where more cannot pay).",
         "shard": "Run only shard K of N (`K/N`) of the same split, e.g. one CI matrix job per shard.",
         "junit": "Where to write the merged JUnit XML (default: .dockyard/junit.xml under the project root).",
         "json": "Print the end-of-run summary (shards, totals, files) as JSON on stdout instead of the table.",
@@ -321,7 +324,7 @@ def watch(c: Context, services: str = "", tests: str = "") -> None:
 def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json: bool = False) -> None:
     """Run pytest with the arguments after `--` as parallel shards split by recorded durations."""
     settings = load_settings()
-    count, only = choose_shards(settings, shards, shard)
+    count, only = choose_shards(shards, shard)
     code = run_shards(settings, remainder(c), count, only, Path(junit) if junit else None, json_summary=json)
     if code:
         raise Exit(code=code)

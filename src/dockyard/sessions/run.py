@@ -15,7 +15,6 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from dockyard.errors import DockyardError
@@ -26,6 +25,7 @@ from dockyard.sessions.api import docker_reaper, hand_down
 from dockyard.sessions.env import port_environment, write_env_file
 from dockyard.sessions.inside import run_inside
 from dockyard.sessions.reuse import reused_stack
+from dockyard.sessions.signals import Terminated, on_sigterm
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
 from dockyard.stack.evidence import artifacts_since
@@ -37,14 +37,6 @@ from dockyard.ui.console import reporter, say, summary
 # stack is up (exit code null), again at the end.
 REPORT_ENV = "DOCKYARD_RUN_REPORT"
 Inside = tuple[str, Sequence[str]] | None  # `--in SERVICE` and its `--copy-out` specs
-
-
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so teardown runs (as for Ctrl-C)."""
-
-
-def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise _Terminated(signum)
 
 
 def _write_report(stack: Stack, timings: Mapping[str, float], code: int | None, held_since: float) -> None:
@@ -144,7 +136,7 @@ def run(
         raise DockyardError("nothing to run", remedy="give a command after `--`, e.g. `dockyard run -- pytest`")
     if inside is not None and not up:
         raise DockyardError("--in needs the stack up", remedy="leave out --no-up")
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     timings: dict[str, float] = {}
     try:
         if reuse and up:
@@ -182,7 +174,7 @@ def run(
             return code
         finally:
             berth.release()
-    except _Terminated:
+    except Terminated:
         return 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -22,13 +22,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from dockyard.errors import DockyardError
 from dockyard.host import die_with_parent
 from dockyard.pool import leasing
 from dockyard.sessions.api import docker_reaper
 from dockyard.sessions.run import child_env
+from dockyard.sessions.signals import Terminated, on_sigterm
 from dockyard.sessions.watchdog import watch as watchdog
 from dockyard.settings import Settings
 from dockyard.stack.stack import Stack
@@ -119,14 +119,6 @@ def plan(stack: Stack, services: Sequence[str], tests: Sequence[str]) -> Plan:
     return result
 
 
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so teardown runs (as for Ctrl-C)."""
-
-
-def _on_sigterm(signum: int, _frame: FrameType | None) -> None:
-    raise _Terminated(signum)
-
-
 class _Command:
     """CMD, run again and again; its exit reported as it happens."""
 
@@ -171,7 +163,7 @@ def watch(
 
     if not command:
         raise DockyardError("nothing to run", remedy="give a command after `--`, e.g. `dockyard watch -- pytest -x`")
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         berth = leasing.acquire(settings, reaper=docker_reaper)
         try:
@@ -216,7 +208,7 @@ def watch(
                 stack.down()
         finally:
             berth.release()
-    except (KeyboardInterrupt, _Terminated):
+    except (KeyboardInterrupt, Terminated):
         say("stopped; the stack is down")
         return 0
     finally:

@@ -30,10 +30,13 @@ _PREFIX = "dockyard: "
 class ShardView(Protocol):
     """Receives the life of each shard (``label`` is ``K/N``)."""
 
-    def queued(self, label: str, tests: int) -> None:
-        """The shard waits for its turn to start (stacks start a few at a time)."""
+    def queued(self, label: str, tests: int | None) -> None:
+        """The shard waits for its turn to start (stacks start a few at a time).
 
-    def started(self, label: str, tests: int, log: Path) -> None:
+        ``tests`` None: the shard runs every test its pytest selects, not counted beforehand.
+        """
+
+    def started(self, label: str, tests: int | None, log: Path) -> None:
         """The shard's `dockyard run` was started; its output goes to ``log``."""
 
     def stack_up(self, label: str, berth: int, project: str, seconds: float) -> None:
@@ -49,12 +52,12 @@ class ShardView(Protocol):
 class PlainShards:
     """One line per shard event (no notes: they are in each shard's log)."""
 
-    def queued(self, label: str, tests: int) -> None:
+    def queued(self, label: str, tests: int | None) -> None:
         """Nothing: the launcher says how many stacks start at a time."""
 
-    def started(self, label: str, tests: int, log: Path) -> None:
+    def started(self, label: str, tests: int | None, log: Path) -> None:
         """``shard K/N: 12 test(s), log shard-K.log``."""
-        say(f"shard {label}: {tests} test(s), log {log.name}")
+        say(f"shard {label}: {_tests(tests)}, log {log.name}")
 
     def stack_up(self, label: str, berth: int, project: str, seconds: float) -> None:
         """``shard K/N: stack up in berth B (project) in 8.1s, running tests``."""
@@ -68,10 +71,14 @@ class PlainShards:
         say(f"shard {label} ended (exit {exit_code}) after {seconds:.1f}s")
 
 
+def _tests(tests: int | None) -> str:
+    return "all tests" if tests is None else f"{tests} test(s)"
+
+
 @dataclass
 class _Shard:
     label: str
-    tests: int
+    tests: int | None
     since: float
     state: str = "starting stack"
     note: str = ""
@@ -114,16 +121,21 @@ class LiveShards:
                 mark = Text("✓" if ok else "✗", "green" if ok else "red")
                 state = Text("passed" if ok else f"failed (exit {shard.exit_code})", "green" if ok else "red")
             grid.add_row(
-                mark, f"shard {shard.label}", Text(shard.berth, "dim"), f"{shard.tests} tests", state, f"{seconds:.1f}s"
+                mark,
+                f"shard {shard.label}",
+                Text(shard.berth, "dim"),
+                "all tests" if shard.tests is None else f"{shard.tests} tests",
+                state,
+                f"{seconds:.1f}s",
             )
         return grid
 
-    def queued(self, label: str, tests: int) -> None:
+    def queued(self, label: str, tests: int | None) -> None:
         """A row for the shard, queued."""
         with self._lock:
             self._shards[label] = _Shard(label, tests, self.clock(), state="queued")
 
-    def started(self, label: str, tests: int, log: Path) -> None:
+    def started(self, label: str, tests: int | None, log: Path) -> None:
         """The shard's row: starting its stack (its time counts from now)."""
         with self._lock:
             self._shards[label] = _Shard(label, tests, self.clock())

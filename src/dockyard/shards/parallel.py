@@ -1,0 +1,231 @@
+"""`dockyard parallel`: one pytest run split over N berths by recorded durations, one merged report.
+
+The pipeline: choose the shard count from what this host can afford (:mod:`.policy`); unless
+one shard runs everything, collect the tests once (:mod:`.collect`) and split them by the
+durations earlier runs recorded (:mod:`.plan`), and build the images once; run every shard at
+once as ``dockyard run -- python -m pytest ARGS`` in a berth of its own, only the stack starts
+queuing (:mod:`.supervise`); then merge the shards' JUnit files (:mod:`.junit`), record their
+per-test times and what the run cost the host (:mod:`.cost`) for the next split, and show the
+summary (:mod:`.summary`).
+"""
+
+from __future__ import annotations
+
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from dockyard.engine.endpoints import preflight
+from dockyard.engine.images import ensure_images
+from dockyard.errors import DockyardError
+from dockyard.sessions.signals import Terminated
+from dockyard.settings import Settings
+from dockyard.shards.collect import collect
+from dockyard.shards.cost import CostMeter, Costs
+from dockyard.shards.junit import junit_durations, merge_junit, write_xml
+from dockyard.shards.plan import (
+    DURATIONS,
+    JUNIT,
+    STACK_UP,
+    load_durations,
+    save_durations,
+    split,
+    start_offsets,
+    weights,
+)
+from dockyard.shards.policy import Host, before_the_tests, default_shards, starts_at_once
+from dockyard.shards.runs import run_directory
+from dockyard.shards.shard import ShardRun, isolation_line
+from dockyard.shards.summary import Summary
+from dockyard.shards.supervise import launch, tail
+from dockyard.shards.view import shard_view
+from dockyard.stack.compose import ComposeModel
+from dockyard.stack.evidence import artifacts_since
+from dockyard.ui.console import emit_json, reporter, say
+
+
+def _build_images(settings: Settings) -> None:
+    """Build the stack's images once, so the shards do not all queue on the same build."""
+    with reporter() as progress:
+        ensure_images(preflight(), ComposeModel.load(settings).build_specs(), settings, progress=progress)
+
+
+def run_shards(
+    settings: Settings,
+    pytest_args: Sequence[str],
+    n: int = 0,
+    only: int | None = None,
+    junit: Path | None = None,
+    *,
+    at_once: int | None = None,
+    json_summary: bool = False,
+) -> int:
+    """Run ``pytest ARGS`` as ``n`` shards at once, each in its own berth; 0 when all passed.
+
+    ``n`` 0 chooses the count (:func:`dockyard.shards.policy.default_shards`) and says why.
+    ``only`` runs just that shard (1-based) of the same split: one CI job per shard. The
+    merged JUnit XML goes to ``junit`` (default ``.dockyard/junit.xml`` under the project
+    root); the shards' logs, reports and XML stay in this run's directory under
+    ``.dockyard/shards``. At most ``at_once`` shards start their stacks at the same time
+    (default: :func:`starts_at_once`). With ``json_summary`` the end-of-run summary goes to
+    stdout as JSON (:class:`Summary`) instead of the table.
+    """
+    if only is not None and not 1 <= only <= n:
+        raise DockyardError(f"shard {only} of {n} does not exist", remedy=f"give --shard K/{n} with 1 <= K <= {n}")
+    cwd = Path.cwd()
+    durations = load_durations(settings.root / DURATIONS)
+    plan = _plan(settings, pytest_args, durations, n, only=only, at_once=at_once, cwd=cwd)
+    active = [r for r in plan.runs if not r.empty]
+    t0 = time.monotonic()
+    meter: CostMeter | None = None
+    if active:
+        if len(active) > 1:  # one shard's `dockyard run` builds what it needs itself
+            _build_images(settings)
+        if plan.at_once < len(active):
+            say(f"stacks start {plan.at_once} at a time (the heaviest part of a shard); the tests run all at once")
+        try:
+            # Around launch, not in it: on Ctrl-C the view stops only once the shards have.
+            with shard_view() as view:
+                meter = CostMeter(view)
+                launch(active, pytest_args, cwd, plan.at_once, meter)
+        except Terminated:
+            say("terminated: the shards were stopped and took their stacks down")
+            return 128 + signal.SIGTERM
+    elapsed = time.monotonic() - t0
+    since = time.time() - elapsed
+    for run in active:
+        run.gather()
+        if run.whole and not run.nodeids and run.exit_code == 5:  # pytest's "no tests collected"
+            raise DockyardError(f"pytest collected no tests from {' '.join(pytest_args) or cwd}")
+    weight = plan.weight if plan.weight is not None else weights([t for r in plan.runs for t in r.nodeids], durations)
+    junit = junit or settings.root / JUNIT
+    return _finish(settings, plan.runs, weight, elapsed, junit, since=since, meter=meter, json_summary=json_summary)
+
+
+@dataclass
+class _Plan:
+    runs: list[ShardRun]
+    at_once: int
+    weight: dict[str, float] | None = None  # None: a whole shard's, known once it ran
+
+
+def _plan(
+    settings: Settings,
+    pytest_args: Sequence[str],
+    durations: Mapping[str, float],
+    n: int,
+    *,
+    only: int | None,
+    at_once: int | None,
+    cwd: Path,
+) -> _Plan:
+    """The shards to run: one whole shard, or the collected tests split over ``n`` (0: chosen)."""
+    host, costs = Host.this(settings.max_berths), Costs.recorded(durations)
+    recorded = {k: v for k, v in durations.items() if not k.startswith("<")}  # node ids, not costs
+    early = None if n else before_the_tests(host, costs, recorded, durations.get(STACK_UP, 0.0))
+    if early is not None:
+        say(early.why)
+        n = 1
+    if n == 1:
+        # One shard runs what its pytest selects: no split, so no collection beforehand.
+        say("no split: the one shard runs every test pytest selects")
+        return _Plan([ShardRun(1, 1, [], _directory(settings), whole=True)], at_once=1)
+    nodeids = collect(pytest_args, cwd=cwd)
+    if not nodeids:
+        raise DockyardError(f"pytest collected no tests from {' '.join(pytest_args) or cwd}")
+    weight = weights(nodeids, durations)
+    if not n:
+        choice = default_shards(host, len(nodeids), sum(weight.values()), costs, durations.get(STACK_UP, 0.0))
+        n = choice.shards
+        say(choice.why)
+    at_once = at_once or starts_at_once()
+    # Queued stack starts delay the later shards, so they get less to do. Not for one shard of
+    # a CI matrix: every job starts at once on its own machine, and all must split alike.
+    up = durations.get(STACK_UP, 0.0) if only is None and at_once < n else 0.0
+    known = sum(t in durations for t in nodeids)
+    say(
+        f"{len(nodeids)} tests over {n} shard(s), "
+        + (f"split by the durations of {known} of them" if known else "split by count (no durations recorded yet)")
+        + (f", shard by shard {up:.0f}s less for the queued stack starts" if up else "")
+    )
+    directory = _directory(settings)
+    shards = split(nodeids, durations, n, start_offsets(n, at_once, up))
+    runs = [ShardRun(k, n, ids, directory) for k, ids in enumerate(shards, start=1) if only is None or k == only]
+    return _Plan(runs, at_once, weight)
+
+
+def _directory(settings: Settings) -> Path:
+    """This run's directory for its shards' files, said."""
+    directory = run_directory(settings.root)
+    say(f"shard files (logs, JUnit XML, reports): {directory}")
+    return directory
+
+
+def _measured(active: Sequence[ShardRun], meter: CostMeter | None) -> dict[str, float]:
+    """What the run measured, for the durations file: per-test seconds and the host's costs."""
+    measured: dict[str, float] = {}
+    fixed = []  # per shard: the seconds of its wall time that were not its tests'
+    for run in active:
+        if run.junit is not None:
+            seconds = junit_durations(run.junit, run.nodeids)
+            measured.update(seconds)
+            fixed.append(max(0.0, run.wall - sum(seconds.values())))
+    test_seconds = sum(measured.values())
+    ups = [r.report["timings"]["up"] for r in active if r.report and "up" in r.report.get("timings", {})]
+    if ups:
+        measured[STACK_UP] = statistics.median(ups)
+    # Only a run whose every shard came up and ran its tests prices a berth.
+    if meter is not None and len(fixed) == len(active) and all(r.ok for r in active):
+        costs = meter.costs(berths=len(active), test_seconds=test_seconds, fixed_seconds=statistics.median(fixed))
+        if costs is not None:
+            measured.update(costs.as_durations())
+    return measured
+
+
+def _finish(
+    settings: Settings,
+    runs: Sequence[ShardRun],
+    weight: Mapping[str, float],
+    elapsed: float,
+    junit: Path,
+    *,
+    since: float,
+    meter: CostMeter | None = None,
+    json_summary: bool = False,
+) -> int:
+    """Read the shards' results, record durations, merge the XML, show the summary; the exit code."""
+    active = [r for r in runs if not r.empty]
+    for run in active:
+        if not run.ok:
+            say(f"shard {run.label} failed (exit {run.exit_code}); last lines of {run.path('log')}:")
+            sys.stderr.write(tail(run.path("log")) + "\n")
+    measured = _measured(active, meter)
+    if measured:
+        save_durations(settings.root / DURATIONS, measured)
+    write_xml(merge_junit((f"shard {r.label}", r.junit) for r in active if r.junit is not None), junit)
+    artifacts = artifacts_since(settings.artifacts_dir, since)
+    files = {
+        "junit": str(junit),
+        "durations": str(settings.root / DURATIONS),
+        "shard_files": str(runs[0].directory) if runs else None,
+        "artifacts": [str(p) for p in artifacts],
+    }
+    summary = Summary.of(runs, weight, elapsed, files)
+    if json_summary:
+        emit_json(summary.as_json())
+    else:
+        summary.show()
+    say(f"merged JUnit XML: {junit}")
+    say(f"durations: {settings.root / DURATIONS}; shard logs, XML and reports: {files['shard_files']}")
+    if artifacts:
+        say(f"artifacts ({len(artifacts)} new): {settings.artifacts_dir}")
+        for path in artifacts[:10]:
+            sys.stderr.write(f"  {path}\n")
+    if summary.isolation_problems:
+        raise DockyardError("shards were not isolated:\n" + "\n".join(summary.isolation_problems))
+    say(isolation_line([r.report for r in active if r.report is not None]))
+    return summary.exit_code
