@@ -85,6 +85,7 @@ def test_a_stand_in_of_the_same_recipe_is_used_as_it_is(imports: list[tuple[Path
     client = engine({stand_in("debian:bookworm-slim"): {base.RECIPE_LABEL: recipe.digest}})
     assert ensure_base(client, "debian:bookworm-slim", SILENT) == "dockyard/debian:bookworm-minbase"
     assert imports == []
+    assert client.images.pulled == []  # made before: no registry is asked again
 
 
 def test_a_cached_tree_is_imported_not_bootstrapped_again(

@@ -12,6 +12,7 @@ the host.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import lzma
@@ -118,6 +119,9 @@ def ensure_base(client: DockerClient, base: str, progress: Reporter, env: Mappin
     """The image to build from in place of ``base``: ``base`` itself when the engine has it or can
     pull it, otherwise its bootstrapped stand-in (made, or imported from the cache, if missing).
 
+    A stand-in of the current recipe already on the engine is taken without asking a registry
+    again: where one is firewalled rather than absent, a pull takes minutes to fail.
+
     ``env`` points the docker CLI (``docker import``) at ``client``'s engine (default: the current one).
     """
     try:
@@ -125,6 +129,10 @@ def ensure_base(client: DockerClient, base: str, progress: Reporter, env: Mappin
         return base
     except docker.errors.ImageNotFound:
         pass
+    tag = stand_in(base)
+    with contextlib.suppress(BaseImageUnavailable):  # no mirror known: only a pull can help then
+        if _recipe_on_engine(client, tag) == Recipe.for_base(base).digest:
+            return tag
     try:
         progress(f"pulling base image {base}")
         client.images.pull(base)
