@@ -11,6 +11,7 @@ import io
 import lzma
 import subprocess
 import tarfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,8 +22,9 @@ import pytest
 
 from dockyard.engine import base
 from dockyard.engine.base import Recipe, ar_members, ensure_base, fetch_debootstrap, stand_in, suite_of
-from dockyard.engine.images import BuildSpec, lanes, shared_start
+from dockyard.engine.images import BuildSpec, ensure_images, lanes, shared_start
 from dockyard.errors import BaseImageUnavailable, DockyardError, ExitCode
+from dockyard.settings import Settings
 from dockyard.ui.progress import SILENT
 
 MIRROR = "http://mirror.test/debian"
@@ -222,3 +224,46 @@ def test_images_that_start_alike_share_a_lane_the_rest_build_side_by_side(tmp_pa
     plain = spec(tmp_path, "plain", "FROM scratch\nCOPY x /x\n")  # no RUN: nothing to share
     assert shared_start(auth) == shared_start(backend)
     assert lanes([auth, db, backend, plain]) == [[auth, backend], [db], [plain]]
+
+
+class FakeBuilder:
+    """``client.api.build`` that records which image built when, and tags it on the fake engine."""
+
+    def __init__(self, images: FakeImages) -> None:
+        self.images = images
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, str]] = []
+
+    def build(self, *, tag: str, labels: dict[str, str], buildargs: dict[str, str], **_: object) -> Any:
+        with self.lock:
+            self.events.append(("start", tag))
+        yield {"stream": f"Step 1/2 : FROM {buildargs['BASE_IMAGE']}\n"}
+        yield {"stream": "Step 2/2 : RUN make\n"}
+        with self.lock:
+            self.events.append(("end", tag))
+            self.images.present[tag] = labels
+
+
+def test_lanes_build_side_by_side_and_each_lane_in_order(
+    tmp_path: Path, make_settings: Callable[..., Settings], imports: list[tuple[Path, str]]
+) -> None:
+    recipe = Recipe.for_base("debian")
+    client = engine({stand_in("debian"): {base.RECIPE_LABEL: recipe.digest}})
+    client.api = builder = FakeBuilder(client.images)
+    specs = [
+        spec(tmp_path, "auth", RUNTIME + "COPY auth /app\n"),
+        spec(tmp_path, "db", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN apt-get install -y postgresql\n"),
+        spec(tmp_path, "backend", RUNTIME + "COPY api /app\n"),
+    ]
+    said: list[str] = []
+    settings = make_settings()
+    assert ensure_images(client, specs, settings, progress=said.append) == dict.fromkeys(
+        ["auth:dev", "db:dev", "backend:dev"], "built"
+    )
+    # The backend starts after the auth image is done (its runtime layer is then cached).
+    assert builder.events.index(("end", "auth:dev")) < builder.events.index(("start", "backend:dev"))
+    # Built from the stand-in, each step on the image's line, and the total at the end.
+    assert "image auth:dev: building (auth, step 1/2: FROM dockyard/debian:bookworm-minbase)" in said
+    assert said[-1].startswith("3 of 3 images built in ")
+    # A second run finds every image by its digest.
+    assert set(ensure_images(client, specs, settings).values()) == {"cached"}

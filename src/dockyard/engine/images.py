@@ -171,7 +171,9 @@ def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, p
                 tail = [*tail[-14:], line]
                 if step := _STEP.match(line):
                     # The row (or line) of the image says which step it is on.
-                    progress.image_started(spec.image, f"{spec.service}, step {step[1]}: {step[2][:60]}")
+                    progress.image_started(
+                        spec.image, f"{spec.service}, step {step[1]}: {' '.join(step[2].split())[:60]}"
+                    )
             if "error" in chunk:
                 shown = "\n".join([*tail[-10:], chunk["error"].strip()])
                 raise BuildError(
@@ -220,6 +222,7 @@ def ensure_images(
     """
     ensure_lock_dir(settings.lock_dir)
     progress = as_reporter(progress)
+    began = time.monotonic()
     # Services sharing one image (web and worker, say): built or checked once.
     unique = list({spec.image: spec for spec in reversed(specs)}.values())[::-1]
     bases = dict.fromkeys(base for spec in unique if (base := base_of(spec, settings)))
@@ -235,4 +238,6 @@ def ensure_images(
     done: dict[str, str] = {}
     for future in futures:
         done.update(future.result())  # the first failed lane's error, after every lane has ended
+    if built := sum(status == BUILT for status in done.values()):
+        progress(f"{built} of {len(done)} images built in {time.monotonic() - began:.1f}s")
     return {spec.image: done[spec.image] for spec in unique}
