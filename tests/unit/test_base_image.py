@@ -250,10 +250,12 @@ def test_lanes_build_side_by_side_and_each_lane_in_order(
     recipe = Recipe.for_base("debian")
     client = engine({stand_in("debian"): {base.RECIPE_LABEL: recipe.digest}})
     client.api = builder = FakeBuilder(client.images)
+    context = tmp_path / "context"  # apart from the lock directory and the cache in tmp_path
+    context.mkdir()
     specs = [
-        spec(tmp_path, "auth", RUNTIME + "COPY auth /app\n"),
-        spec(tmp_path, "db", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN apt-get install -y postgresql\n"),
-        spec(tmp_path, "backend", RUNTIME + "COPY api /app\n"),
+        spec(context, "auth", RUNTIME + "COPY auth /app\n"),
+        spec(context, "db", "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN apt-get install -y postgresql\n"),
+        spec(context, "backend", RUNTIME + "COPY api /app\n"),
     ]
     said: list[str] = []
     settings = make_settings()
