@@ -59,6 +59,10 @@ def unit(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """dockyard against the real Docker engine: its own throwaway stacks, then the infra services."""
     _install(session)
+    # The runner-in-a-container test resolves wheels for the image's Python (3.11.2), not this
+    # one: uv does that in one go (pip's markers follow the running interpreter, so the test
+    # completes them by name, slowly). Installed here, it needs no uv on the host.
+    session.install("uv")
     _docker_ready(session)
     session.run("pytest", "tests/integration", "-n", "2", *session.posargs)
     # The demo's infra services alone (PostgreSQL + Redis), in a berth of their own.

@@ -184,6 +184,10 @@ class DockerUnavailable(DockyardError):
     exit_code = ExitCode.DOCKER_UNAVAILABLE
 
 
+class BaseImageUnavailable(DockerUnavailable):
+    """A base image cannot be pulled, and what would make a stand-in is missing (root, a mirror)."""
+
+
 class NoFreeBerth(DockyardError, TimeoutError):
     """Every berth is held (or its ports are taken) and the deadline passed.
 

@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker.errors as docker_errors
+
 import dockyard
 
-# Nothing can be pulled here: test stacks use the Debian base dockyard bootstraps itself
-# (debootstrap + docker import), made once per engine by `ensure_base_image`.
-IMAGE = "dockyard/debian:bookworm-minbase"
+# The image every test stack runs: debian:bookworm-slim as dockyard's own builds get it (pulled
+# where a registry answers, else its bootstrapped stand-in), under a name of the tests' own.
+BASE = "debian:bookworm-slim"
+IMAGE = "dockyard/test-base:bookworm"
 
 
 def ensure_base_image() -> str:
-    """Make sure ``IMAGE`` exists (bootstrapping it, once per engine, if not)."""
-    from dockyard.engine.endpoints import sdk  # noqa: PLC0415 - only Docker tests need the engine
-    from dockyard.engine.images import bootstrap_base  # noqa: PLC0415
+    """Make sure ``IMAGE`` exists, through the path of dockyard's builds (once per engine)."""
+    from dockyard.engine.base import ensure_base  # noqa: PLC0415 - only Docker tests need the engine
+    from dockyard.engine.endpoints import sdk  # noqa: PLC0415
+    from dockyard.ui.progress import SILENT  # noqa: PLC0415
 
-    lock_dir = Path(tempfile.gettempdir()) / f"dockyard-tests-{os.getuid()}"
-    lock_dir.mkdir(mode=0o700, exist_ok=True)
-    return bootstrap_base(sdk(), "debian:bookworm-slim", lock_dir, lambda _msg: None)
+    client = sdk()
+    with contextlib.suppress(docker_errors.ImageNotFound):
+        client.images.get(IMAGE)
+        return IMAGE
+    client.images.get(ensure_base(client, BASE, SILENT)).tag(IMAGE)
+    return IMAGE
 
 
 DOCKYARD = Path(sys.executable).parent / "dockyard"  # the console script of this venv

@@ -19,6 +19,7 @@ import pytest
 
 import dockyard
 from dockyard.errors import (
+    BaseImageUnavailable,
     BuildError,
     ComposeError,
     ConfigError,
@@ -38,6 +39,9 @@ EXAMPLES: dict[type[DockyardError], Callable[[], DockyardError]] = {
     ConfigError: lambda: ConfigError("block_size", 0, "must be greater than 0", source="DOCKYARD_BLOCK_SIZE"),
     LockDirError: lambda: LockDirError("/run/dockyard is writable by others", remedy="chmod 700 it"),
     DockerUnavailable: lambda: DockerUnavailable("Compose v2 is missing", remedy="run `dockyard setup`"),
+    BaseImageUnavailable: lambda: BaseImageUnavailable(
+        "no registry answered and no Debian mirror is known", remedy="set DOCKYARD_DEBIAN_MIRROR"
+    ),
     NoFreeBerth: lambda: NoFreeBerth("no free berth within 2s", lock_dir="/var/locks", holders=["berth 0: pid 7"]),
     StackUnhealthy: lambda: StackUnhealthy("db did not become healthy", services=["db", "api"], bundle="artifacts/db"),
     ComposeError: lambda: ComposeError("compose up", ["docker", "compose", "up"], 17, "line 1\nno such image\n"),

@@ -5,9 +5,11 @@ target, and the files of its context that .dockerignore lets through). A session
 digest matches the image on the engine builds nothing; sessions that need the same new
 image serialise on a per-image lock and the second finds the first one's result.
 
-Where the base image cannot be pulled (no registry), a Debian base is bootstrapped from
-Debian's packages with debootstrap and ``docker import``, and the base-image build argument
-is pointed at it.
+Independent images build at the same time (as many as the host has cores); images whose
+Dockerfiles begin with the same steps on the same base build one after the other, so the
+second finds the first one's layers in the builder's cache instead of repeating them. Where
+the base image cannot be pulled, the base-image build argument is pointed at a stand-in
+(:mod:`dockyard.engine.base`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, cast
@@ -28,15 +28,16 @@ from typing import IO, cast
 import docker.errors
 from docker import DockerClient
 from docker.utils.build import exclude_paths, tar
-from filelock import FileLock, Timeout
 
 from dockyard.dirs import ensure_lock_dir
-from dockyard.errors import BuildError, DockyardError
+from dockyard.engine.base import ensure_base, exclusive, stand_in
+from dockyard.errors import BuildError
 from dockyard.settings import Settings
 from dockyard.ui.progress import BUILT, CACHED, SILENT, Reporter, as_reporter
 
 HASH_LABEL = "dockyard.build-hash"
 Progress = Callable[[str], None]
+_STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
 
 
 @dataclass(frozen=True)
@@ -78,117 +79,6 @@ def _image_digest(client: DockerClient, image: str) -> str | None:
     return labels.get(HASH_LABEL, "")
 
 
-def _available(client: DockerClient, image: str) -> bool:
-    try:
-        client.images.get(image)
-        return True
-    except docker.errors.ImageNotFound:
-        pass
-    try:
-        client.images.pull(image)
-        return True
-    except docker.errors.APIError:
-        return False  # no registry, or no such image there: the caller decides what then
-
-
-def debian_mirror() -> str:
-    """The Debian mirror this host's apt uses (DOCKYARD_DEBIAN_MIRROR wins)."""
-    if mirror := os.environ.get("DOCKYARD_DEBIAN_MIRROR"):
-        return mirror
-    sources = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-    for path in sources:
-        if not path.is_file():
-            continue
-        for match in re.finditer(r"(?:URIs:|^deb)\s+(\S+/debian)/?\s", path.read_text(), re.MULTILINE):
-            return match.group(1)
-    raise DockyardError(
-        "no Debian mirror found in this host's apt sources",
-        remedy="set DOCKYARD_DEBIAN_MIRROR to a Debian mirror URL",
-    )
-
-
-def _suite(base: str) -> str:
-    return re.sub(r"[-:].*$", "", base.split(":", 1)[-1]) if ":" in base else "bookworm"
-
-
-def stand_in(base: str) -> str:
-    """The tag of the bootstrapped stand-in for ``base`` (e.g. debian:bookworm-slim)."""
-    return f"dockyard/debian:{_suite(base)}-minbase"
-
-
-def wanted_images(specs: list[BuildSpec], settings: Settings) -> list[str]:
-    """Every image building ``specs`` makes or starts from, stand-ins of missing bases included."""
-    bases = [base for spec in specs if (base := base_of(spec, settings))]
-    return [*(spec.image for spec in specs), *bases, *map(stand_in, bases)]
-
-
-def bootstrap_base(
-    client: DockerClient, base: str, lock_dir: Path, progress: Progress, env: Mapping[str, str] | None = None
-) -> str:
-    """A local stand-in for ``base`` (e.g. debian:bookworm-slim), made with debootstrap once.
-
-    ``env`` points the docker CLI (``docker import``) at ``client``'s engine (default: the current one).
-    """
-    suite = _suite(base)
-    tag = stand_in(base)
-    if _image_digest(client, tag) is not None:
-        return tag
-    with _exclusive(lock_dir / f"bootstrap-{suite}.lock", f"{tag} is being bootstrapped by another session", progress):
-        if _image_digest(client, tag) is None:  # another session may have made it meanwhile
-            _debootstrap(base, suite, tag, progress, env)
-    return tag
-
-
-def _debootstrap(base: str, suite: str, tag: str, progress: Progress, env: Mapping[str, str] | None) -> None:
-    if shutil.which("debootstrap") is None:
-        raise DockyardError(
-            f"base image {base} cannot be pulled and debootstrap is not installed to build a stand-in",
-            remedy="`apt-get install debootstrap`, or load the base image with `docker load`",
-        )
-    progress(f"bootstrapping {tag} from Debian packages (base image {base} cannot be pulled)")
-    with tempfile.TemporaryDirectory(prefix="dockyard-rootfs-") as rootfs:
-        run = subprocess.run(
-            ["debootstrap", "--variant=minbase", suite, rootfs, debian_mirror()],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if run.returncode != 0:
-            tail = "\n".join(run.stdout.splitlines()[-10:] + run.stderr.splitlines()[-10:])
-            raise DockyardError(f"debootstrap {suite} failed:\n{tail}", remedy="check the Debian mirror and disk space")
-        _slim(Path(rootfs))
-        with subprocess.Popen(["tar", "-C", rootfs, "-c", "."], stdout=subprocess.PIPE) as packer:
-            imported = subprocess.run(
-                ["docker", "import", "--change", 'CMD ["bash"]', "-", tag],
-                stdin=packer.stdout,
-                capture_output=True,
-                text=True,
-                check=False,
-                env=env,
-            )
-        if imported.returncode != 0:
-            raise DockyardError(f"docker import of {tag} failed: {imported.stderr.strip()[-300:]}")
-
-
-def _slim(rootfs: Path) -> None:
-    """Make the bootstrapped tree like debian:*-slim: no docs, no apt caches left in layers."""
-    (rootfs / "etc/dpkg/dpkg.cfg.d/docker").write_text(
-        "path-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyright\n"
-        "path-exclude /usr/share/man/*\npath-exclude /usr/share/info/*\n"
-        "path-exclude /usr/share/locale/*\npath-include /usr/share/locale/locale.alias\n"
-    )
-    (rootfs / "etc/apt/apt.conf.d/docker-clean").write_text(
-        'DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/*.bin || true"; };\n'
-        'Binary::apt::APT::Keep-Downloaded-Packages "false";\n'
-    )
-    for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"):
-        for path in (rootfs / junk).glob("*"):
-            if path.is_file() and path.name not in ("lock", "locale.alias"):
-                path.unlink()
-            elif path.is_dir() and path.name != "partial":
-                shutil.rmtree(path)
-
-
 def declared_default(spec: BuildSpec, arg: str) -> str | None:
     """The default of ``ARG <arg>=...`` before the first ``FROM`` of the spec's Dockerfile, if any.
 
@@ -213,14 +103,50 @@ def base_of(spec: BuildSpec, settings: Settings) -> str | None:
     return spec.args.get(settings.base_image_arg) or declared_default(spec, settings.base_image_arg)
 
 
-def _resolve_base(
-    client: DockerClient, spec: BuildSpec, settings: Settings, progress: Progress, env: Mapping[str, str] | None
-) -> BuildSpec:
+def wanted_images(specs: list[BuildSpec], settings: Settings) -> list[str]:
+    """Every image building ``specs`` makes or starts from, stand-ins of missing bases included."""
+    bases = [base for spec in specs if (base := base_of(spec, settings))]
+    return [*(spec.image for spec in specs), *bases, *map(stand_in, bases)]
+
+
+def _pointed(spec: BuildSpec, settings: Settings, chosen: Mapping[str, str]) -> BuildSpec:
+    """``spec`` building from the image ``chosen`` stands for its base (the base itself, or a stand-in)."""
     base = base_of(spec, settings)
-    if not base or _available(client, base):
+    if not base or chosen[base] == base:
         return spec
-    stand_in_tag = bootstrap_base(client, base, settings.lock_dir, progress, env)
-    return replace(spec, args={**spec.args, settings.base_image_arg: stand_in_tag})
+    return replace(spec, args={**spec.args, settings.base_image_arg: chosen[base]})
+
+
+def _instructions(text: str) -> list[str]:
+    """A Dockerfile's instructions, continuation lines joined, comments and blank lines dropped."""
+    joined = re.sub(r"\\[ \t]*\n", " ", "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("#")))
+    return [" ".join(line.split()) for line in joined.splitlines() if line.strip()]
+
+
+def shared_start(spec: BuildSpec) -> tuple[str, ...]:
+    """What a build of ``spec`` shares with others: its base image and steps up to the first RUN.
+
+    Two builds with the same start would each do that RUN (the slow part); one after the other,
+    the second takes the first one's layer from the builder's cache.
+    """
+    try:
+        steps = _instructions((spec.context / spec.dockerfile).read_text())
+    except OSError:  # a remote context or a generated Dockerfile: nothing to share
+        return ("image", spec.image)
+    start = [*(f"ARG {k}={v}" for k, v in sorted(spec.args.items())), *steps[:1]]
+    for step in steps[1:]:
+        start.append(step)
+        if step.upper().startswith("RUN "):
+            return tuple(start)
+    return ("image", spec.image)
+
+
+def lanes(specs: list[BuildSpec]) -> list[list[BuildSpec]]:
+    """``specs`` in build lanes: each lane one after the other, the lanes side by side."""
+    grouped: dict[tuple[str, ...], list[BuildSpec]] = {}
+    for spec in specs:
+        grouped.setdefault(shared_start(spec), []).append(spec)
+    return list(grouped.values())
 
 
 def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, progress: Reporter) -> None:
@@ -228,45 +154,57 @@ def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, p
     tail: list[str] = []
     # We make (and close) the context tarball ourselves: docker-py leaves its own open.
     with closing(tar(spec.context, exclude=_ignore_patterns(spec.context), dockerfile=(spec.dockerfile, None))) as ctx:
-        chunks = list(
-            client.api.build(
-                fileobj=cast(IO[bytes], ctx),
-                custom_context=True,
-                dockerfile=spec.dockerfile,
-                tag=spec.image,
-                buildargs=dict(spec.args),
-                target=spec.target,
-                labels={HASH_LABEL: digest},
-                rm=True,
-                forcerm=True,
-                nocache=no_cache,
-                decode=True,
-            )
-        )
-    for chunk in chunks:
-        if "stream" in chunk:
-            tail = (tail + chunk["stream"].splitlines())[-15:]
-        if "error" in chunk:
-            shown = "\n".join([*tail[-10:], chunk["error"].strip()])
-            raise BuildError(
-                f"building {spec.image} for service {spec.service} failed:\n{shown}",
-                remedy=f"fix {spec.dockerfile}, then `dockyard images`",
-            )
+        for chunk in client.api.build(
+            fileobj=cast(IO[bytes], ctx),
+            custom_context=True,
+            dockerfile=spec.dockerfile,
+            tag=spec.image,
+            buildargs=dict(spec.args),
+            target=spec.target,
+            labels={HASH_LABEL: digest},
+            rm=True,
+            forcerm=True,
+            nocache=no_cache,
+            decode=True,
+        ):
+            for line in chunk.get("stream", "").splitlines():
+                tail = [*tail[-14:], line]
+                if step := _STEP.match(line):
+                    # The row (or line) of the image says which step it is on.
+                    progress.image_started(
+                        spec.image, f"{spec.service}, step {step[1]}: {' '.join(step[2].split())[:60]}"
+                    )
+            if "error" in chunk:
+                shown = "\n".join([*tail[-10:], chunk["error"].strip()])
+                raise BuildError(
+                    f"building {spec.image} for service {spec.service} failed:\n{shown}",
+                    remedy=f"fix {spec.dockerfile}, then `dockyard images`",
+                )
 
 
-@contextmanager
-def _exclusive(path: Path, busy: str, progress: Progress) -> Iterator[None]:
-    """Hold the lock at ``path``, saying so when another session has it first."""
-    lock = FileLock(path, mode=0o600, thread_local=False, preserve_lock_file=True)
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        progress(f"waiting: {busy}")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release(force=True)
+def _ensure_one(client: DockerClient, spec: BuildSpec, settings: Settings, no_cache: bool, progress: Reporter) -> str:
+    """Build ``spec`` unless the engine has it with the same digest; "built" or "cached"."""
+    began = time.monotonic()
+    digest = context_digest(spec)
+    if not no_cache and _image_digest(client, spec.image) == digest:
+        progress.image_done(spec.image, CACHED, time.monotonic() - began)
+        return CACHED
+    name = hashlib.sha256(spec.image.encode()).hexdigest()[:12]
+    with exclusive(
+        settings.lock_dir / f"build-{name}.lock", f"{spec.image} is being built by another session", progress
+    ):
+        # Another session may have built it while we waited for the lock.
+        if not no_cache and _image_digest(client, spec.image) == digest:
+            progress.image_done(spec.image, CACHED, time.monotonic() - began)
+            return CACHED
+        _build(client, spec, digest, no_cache, progress)
+    progress.image_done(spec.image, BUILT, time.monotonic() - began)
+    return BUILT
+
+
+def build_slots() -> int:
+    """How many builds may run at once: one per core this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def ensure_images(
@@ -284,41 +222,45 @@ def ensure_images(
     """
     ensure_lock_dir(settings.lock_dir)
     progress = as_reporter(progress)
-    result = {}
-    for spec in specs:
-        if spec.image in result:
-            continue  # services sharing one image (web and worker, say): built or checked once
-        began = time.monotonic()
-        resolved = _resolve_base(client, spec, settings, progress, cli_env)
-        digest = context_digest(resolved)
-        if not no_cache and _image_digest(client, spec.image) == digest:
-            result[spec.image] = CACHED
-            progress.image_done(spec.image, CACHED, time.monotonic() - began)
-            continue
-        name = hashlib.sha256(spec.image.encode()).hexdigest()[:12]
-        with _exclusive(
-            settings.lock_dir / f"build-{name}.lock", f"{spec.image} is being built by another session", progress
-        ):
-            # Another session may have built it while we waited for the lock.
-            if not no_cache and _image_digest(client, spec.image) == digest:
-                result[spec.image] = CACHED
-                progress.image_done(spec.image, CACHED, time.monotonic() - began)
-                continue
-            _build(client, resolved, digest, no_cache, progress)
-            result[spec.image] = BUILT
-            progress.image_done(spec.image, BUILT, time.monotonic() - began)
-    return result
+    began = time.monotonic()
+    # Services sharing one image (web and worker, say): built or checked once.
+    unique = list({spec.image: spec for spec in reversed(specs)}.values())[::-1]
+    bases = dict.fromkeys(base for spec in unique if (base := base_of(spec, settings)))
+    chosen = {base: ensure_base(client, base, progress, cli_env) for base in bases}
+    resolved = [_pointed(spec, settings, chosen) for spec in unique]
+
+    def lane_of(lane: list[BuildSpec]) -> dict[str, str]:
+        return {spec.image: _ensure_one(client, spec, settings, no_cache, progress) for spec in lane}
+
+    planned = lanes(resolved)
+    with ThreadPoolExecutor(max_workers=max(1, min(len(planned), build_slots()))) as pool:
+        futures = [pool.submit(lane_of, lane) for lane in planned]
+    done: dict[str, str] = {}
+    for future in futures:
+        done.update(future.result())  # the first failed lane's error, after every lane has ended
+    if built := sum(status == BUILT for status in done.values()):
+        progress(f"{built} of {len(done)} images built in {time.monotonic() - began:.1f}s")
+    return {spec.image: done[spec.image] for spec in unique}
 
 
 def outdated(client: DockerClient, specs: list[BuildSpec], settings: Settings) -> list[BuildSpec]:
     """The specs whose image is missing, or was built from other sources than its context holds now.
 
-    Builds nothing: this is how a kept stack is judged before tests reuse it.
+    Builds and pulls nothing: this is how a kept stack is judged before tests reuse it.
     """
     ensure_lock_dir(settings.lock_dir)
     stale = []
     for spec in specs:
-        resolved = _resolve_base(client, spec, settings, SILENT, None)
-        if _image_digest(client, spec.image) != context_digest(resolved):
+        base = base_of(spec, settings)
+        chosen = {base: base if _present(client, base) else stand_in(base)} if base else {}
+        if _image_digest(client, spec.image) != context_digest(_pointed(spec, settings, chosen)):
             stale.append(spec)
     return stale
+
+
+def _present(client: DockerClient, image: str) -> bool:
+    try:
+        client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
