@@ -21,6 +21,7 @@ from dockyard.errors import DockyardError
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
 from dockyard.sessions.api import _docker_reaper, hand_down
+from dockyard.sessions.phases import Marking, mark
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
 from dockyard.stack.evidence import artifacts_since
@@ -96,14 +97,16 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
     child: subprocess.Popen[bytes] | None = None
     try:
         t0 = time.monotonic()
+        mark("acquire")
         berth = leasing.acquire(settings, reaper=_docker_reaper)
         timings["acquire"] = time.monotonic() - t0
         held_since = time.time()
         try:
             watch(berth)
             # The live display (on a terminal) ends once the stack is up: the command gets the terminal.
+            mark("up")
             with reporter() as progress:
-                stack = Stack(settings, berth, progress=progress)
+                stack = Stack(settings, berth, progress=Marking(progress))
                 if berth.stale is not None:
                     say(f"berth {berth.index}: reaped what pid {berth.stale.pid} left behind")
                 if up:
@@ -113,6 +116,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
             _write_report(stack, timings, None, held_since)
             try:
                 t0 = time.monotonic()
+                mark("test")
                 child = subprocess.Popen(
                     list(command),
                     # The report is ours to write: a nested `dockyard run` must not overwrite it.
@@ -125,6 +129,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
                 if child is not None and child.poll() is None:
                     child.terminate()
                     child.wait()
+                mark("down")
                 if up:
                     t0 = time.monotonic()
                     stack.down()
@@ -133,6 +138,7 @@ def run(settings: Settings, command: Sequence[str], *, up: bool = True) -> int:
             summarise(berth, timings, code, artifacts_since(settings.artifacts_dir, held_since))
             return code
         finally:
+            mark("release")
             berth.release()
     except _Terminated:
         return 128 + signal.SIGTERM
