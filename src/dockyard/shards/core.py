@@ -41,7 +41,7 @@ from filelock import FileLock
 from dockyard.engine.endpoints import preflight
 from dockyard.engine.images import ensure_images
 from dockyard.errors import DockyardError
-from dockyard.sessions.run import REPORT_ENV, _on_sigterm, _Terminated
+from dockyard.sessions.run import REPORT_ENV, _die_with_parent, _on_sigterm, _Terminated
 from dockyard.settings import Settings
 from dockyard.shards.view import ShardView, last_note, shard_view
 from dockyard.stack.compose import ComposeModel
@@ -494,7 +494,16 @@ def _start(run: ShardRun, pytest_args: Sequence[str], cwd: Path) -> subprocess.P
     run.path("ids").write_text("".join(f"{t}\n" for t in run.nodeids))
     env = {**_env_without_shard(), REPORT_ENV: str(run.path("json")), SHARD_FILE_ENV: str(run.path("ids"))}
     with run.path("log").open("wb") as log:
-        return subprocess.Popen(run.command(pytest_args), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # A shard whose parent was SIGKILLed would run on with nobody to gather it: SIGTERM makes it
+        # tear its stack down. Forked from the main thread (the pool's threads only wait).
+        return subprocess.Popen(
+            run.command(pytest_args),
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the other threads only wait on shards; prctl is async-signal-safe
+        )
 
 
 def _look(runs: Iterable[ShardRun], up: set[int], view: ShardView) -> None:
