@@ -17,10 +17,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.engine.endpoints import preflight
+from dockyard.engine.endpoints import forget_clients, preflight
 from dockyard.engine.labels import detach_foreign, find, labels_for, remove
 from dockyard.engine.location import runner, say_once
-from dockyard.errors import ComposeError, DockyardError, StackUnhealthy
+from dockyard.errors import ComposeError, DockerUnavailable, DockyardError, StackUnhealthy
 from dockyard.pool.berth import Berth, pool_id
 from dockyard.pool.leasing import image_sources, share_images
 from dockyard.settings import Settings
@@ -535,9 +535,27 @@ class Stack:
                 self.progress(f"compose down of {self.project} failed ({self._stderr_tail(exc)}); removing by label")
             finally:
                 # Whatever compose did or raised: everything of this lease goes, by its label.
-                client = preflight(self.berth.engine)
-                remove(client, find(client, **{"dockyard.lease": self.berth.record.lease_id}))
+                try:
+                    self._sweep()
+                except DockerUnavailable:
+                    # The engine went away: what is left on it stays recorded, for the next holder
+                    # (or `cleanup`) to reap once it answers again.
+                    self.berth.keep_record = True
+                    raise
                 self.override_path.unlink(missing_ok=True)
+
+    def _sweep(self) -> None:
+        """Remove everything labelled with this lease; :class:`DockerUnavailable` if the engine is gone."""
+        from requests.exceptions import ConnectionError as ConnectionLost  # noqa: PLC0415 - docker-py's transport
+
+        lease = {"dockyard.lease": self.berth.record.lease_id}
+        client = preflight(self.berth.engine)
+        try:
+            remove(client, find(client, **lease))
+        except ConnectionLost:
+            forget_clients()  # the cached client's daemon went away: connecting anew says so
+            client = preflight(self.berth.engine)
+            remove(client, find(client, **lease))
 
     def stop(self, *services: str) -> None:
         """Stop ``services`` (they keep their state)."""
