@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import itertools
 import json
 import os
@@ -240,7 +241,7 @@ class Session:
     log: Path
     phases: Path
     report: Path
-    lock_dir: Path | None = None
+    project: Project
     record: LeaseRecord | None = None  # the lease it held, once seen
 
     @classmethod
@@ -267,7 +268,12 @@ class Session:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own group: killpg reaches it, and nothing of ours
             )
-        return cls(proc, log, phases, report, lock_dir=project.settings.lock_dir)
+        return cls(proc, log, phases, report, project)
+
+    @functools.cached_property
+    def lock_dir(self) -> Path:
+        """Its project's lock directory (its settings read on first use: a session may test bad ones)."""
+        return self.project.settings.lock_dir
 
     def output(self) -> str:
         """Everything the session printed so far."""
@@ -286,7 +292,8 @@ class Session:
         return spent
 
     def _look_for_record(self) -> None:
-        if self.record is None and self.lock_dir is not None and {"up", "build", "test"} & set(self.marks()):
+        if self.record is None and {"up", "build", "test"} & set(self.marks()):
+            # Read only once the session holds a berth: its settings are valid then.
             with contextlib.suppress(CorruptRecord):  # a record half rewritten (engine id added): next look
                 record = read_record(self.lock_dir / "berth-0.json")
                 if record is not None and record.pid == self.proc.pid:
