@@ -319,7 +319,7 @@ class Session:
             marks = self.marks()
             if marks and marks[-1] == phase:
                 return True
-            if self.proc.poll() is not None or _passed(phase, marks):
+            if self.proc.poll() is not None or went_past(phase, marks):
                 return False
             if time.monotonic() > deadline:
                 self.kill()
@@ -350,7 +350,7 @@ class Session:
                 return Strike(mode, phase, at, self.record)
             with contextlib.suppress(ProcessLookupError):
                 send(self.proc.pid, signal.SIGCONT)
-            if _passed(phase, marks):
+            if went_past(phase, marks):
                 return None
             self._look_for_record()
             time.sleep(0.002)
@@ -401,7 +401,7 @@ class Session:
         return (start, end) if end is not None else None
 
 
-def _passed(phase: str, marks: Sequence[str]) -> bool:
+def went_past(phase: str, marks: Sequence[str]) -> bool:
     """Whether a session whose phases so far are ``marks`` is past ``phase`` for good."""
     if not marks:
         return False

@@ -220,6 +220,7 @@ def test_one_shard_of_dockyard_parallel(make_project: Projects, chaos_ports: Por
     assert not left, left
 
 
+@pytest.mark.usefixtures("orphans_alone")  # its leftovers wait for the next holder: no `cleanup` may take them
 def test_a_session_killed_with_its_watchdog_is_reaped_by_the_next_one(
     make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
 ) -> None:
