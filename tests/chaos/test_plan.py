@@ -19,6 +19,8 @@ from .harness import (
     LONG_TRIALS,
     TRIALS_DEFAULT,
     PortClaims,
+    Strike,
+    Tally,
     plan,
     went_past,
 )
@@ -80,3 +82,18 @@ def test_two_runs_claim_different_ports_and_skip_a_listener() -> None:
     finally:
         first.release()
         second.release()
+
+
+def test_a_run_short_of_its_sigkills_or_of_overlaps_says_what_it_missed() -> None:
+    tally = Tally(seed=7, planned=plan(7, TRIALS_DEFAULT), soak_planned=3, soak_runs=3)
+    for trial in tally.planned:
+        if trial.sigkill and trial.phase != "release":
+            tally.land(Strike(trial.mode, trial.phase, 0.0, None))
+    assert tally.shortfalls(long=False) == [
+        "release: 0 SIGKILLs landed, 1 wanted",
+        "no two soak sessions held their berths at once: the soak proved nothing",
+    ]
+    tally.land(Strike("kill", "release", 0.0, None))
+    tally.overlaps = 1
+    assert tally.shortfalls(long=False) == []
+    assert "8 wanted" in tally.shortfalls(long=True)[0], "the long run wants 8 per phase whatever its plan"
