@@ -66,11 +66,21 @@ class SecondEngine:
 
     @contextlib.contextmanager
     def lost(self) -> Iterator[None]:
-        """The daemon stopped for the block (its containers stopped, not removed), then back, answering."""
+        """The daemon stopped for the block (its containers stopped, not removed), then back, answering.
+
+        Its network store does not survive: dockerd starting over a store that holds a default
+        network deletes the host's ``docker0`` (that name, whatever ``--bridge`` says), which is
+        the main engine's. So the store goes, and the bridges of the networks it knew with it;
+        containers and volumes stay, as an engine that went away leaves them.
+        """
+        networks = self.docker("network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge").split()
         self.daemon.stop()
         try:
             yield
         finally:
+            (self.root / "data" / "network" / "files" / "local-kv.db").unlink(missing_ok=True)
+            for network in networks:  # the default network's bridge is ours (--bridge): it has no br- link
+                subprocess.run(["ip", "link", "del", f"br-{network[:12]}"], capture_output=True, check=False)
             self.daemon.start()
             wait_for("the second dockerd to answer again", self.answers, timeout=_START_TIMEOUT)
 
