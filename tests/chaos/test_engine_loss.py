@@ -4,8 +4,9 @@ The engine is a second dockerd on this machine (see ``integration/second_engine.
 stopped as a shutdown stops it (its containers stopped, not removed; its networks forgotten,
 see ``SecondEngine.lost``) while a session's test runs on it. The session's teardown finds
 no engine: it must fail within :data:`LOST_DEADLINE` saying which daemon is unreachable,
-and keep its lease record, since what it could not remove is still on that engine. Once the engine is back, the next holder
-of the berth reaps the leftovers before it starts its own stack.
+and keep its lease record, since what it could not remove is still on that engine. Once
+the engine is back, the next holder of the berth reaps the leftovers before it starts its
+own stack.
 
 Starting a second daemon takes a while on a small machine: part of the long run only
 (``--chaos-long``), or asked for with ``DOCKYARD_CHAOS_ENGINE=1``.
