@@ -20,11 +20,18 @@ from collections.abc import Iterator
 
 import pytest
 
+import integration.helpers
+
 # The integration suite's base image, project factory and leak check, reused as they are.
 from integration.conftest import base_image, make_project, no_leftovers, orphans_alone
-from integration.helpers import ensure_base_image
+from integration.helpers import TOKEN, docker, ensure_base_image
 
 from .harness import PortClaims, Tally, count_of, is_long, tally_if_any, tally_of
+
+# The chaos stacks run on a tag of the base image that is this run's own: a test elsewhere on
+# the host that removes the shared tag (or bootstraps it anew) mid-run only untags it then, and
+# no service of ours goes to pull it. Set before the test modules import IMAGE.
+integration.helpers.IMAGE = f"it{TOKEN}-chaos-base:dockyard"
 
 __all__ = ["base_image", "make_project", "no_leftovers", "orphans_alone"]  # fixtures: pytest finds them here
 
@@ -46,14 +53,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(scope="session")
+def run_image(base_image: str) -> Iterator[str]:
+    """This run's tag of the base image; untagged at the end."""
+    yield integration.helpers.IMAGE
+    docker("rmi", integration.helpers.IMAGE, check=False)
+
+
 @pytest.fixture(autouse=True)
-def base_image_still_there(base_image: str) -> str:
-    """The base image, bootstrapped again if something on the host removed it since the start.
+def base_image_still_there(run_image: str) -> str:
+    """This run's base image tag, made again if something on the host removed the image meanwhile.
 
     A long run shares the engine with whatever else runs there; a missing image would fail
     trials for a reason that is not dockyard's (the build tries to pull it).
     """
-    return ensure_base_image()
+    if not docker("images", "-q", run_image).strip():
+        docker("tag", ensure_base_image(), run_image)
+    return run_image
 
 
 @pytest.fixture(scope="session")
