@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -247,6 +248,11 @@ class Stack:
         """
         began = time.monotonic()
         preflight(self.berth.engine)
+        with _signals_deferred():
+            # python-on-whales, imported where first used: a Ctrl-C cutting that import short
+            # leaves half-made modules no later import can finish, and the teardown of a
+            # partial start needs them. Here nothing is created yet, and the import completes.
+            importlib.import_module("python_on_whales")
         self.berth.note_engine_id()
         self.write_override()
         try:
