@@ -215,7 +215,7 @@ def _published_ports(settings: Settings, rows: list[BerthStatus]) -> dict[BerthS
 
 def _command(command: str) -> str:
     """The holder's command, short: `dockyard up` for a keeper, others cut at 40 characters."""
-    if "dockyard/_keeper.py" in command:
+    if "dockyard/sessions/keeper.py" in command:
         return "dockyard up"
     words = command.split(" ", 1)
     program = Path(words[0])

@@ -21,7 +21,7 @@ from dockyard.ui.progress import SILENT, Reporter, replay
 
 _KEEPER_MODULE = "dockyard.sessions.keeper"
 # `python -m` puts the module's path in argv[0], and so in the lease record's command.
-_KEEPER_PATH = str(Path(__file__).with_name("_keeper.py"))
+_KEEPER_PATH = str(Path(__file__).with_name("keeper.py"))
 
 
 def start_keeper(settings: Settings, *, build: bool = True, progress: Reporter = SILENT) -> dict[str, Any]:
