@@ -53,9 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def run_image(base_image: str) -> Iterator[str]:
-    """This run's tag of the base image; untagged at the end."""
+    """This run's tag of the base image, made first (a second engine loads it); untagged at the end."""
+    docker("tag", base_image, integration.helpers.IMAGE)
     yield integration.helpers.IMAGE
     docker("rmi", integration.helpers.IMAGE, check=False)
 
