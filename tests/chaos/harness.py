@@ -210,7 +210,9 @@ EXIT_CODES = {
 }
 # The order phases are first entered in: `up` begins before a `build`, and resumes after it.
 RANK = {phase: rank for rank, phase in enumerate(("acquire", "up", "build", "test", "down", "release"))}
-_FROZEN_WAIT = 2.0  # seconds for SIGSTOP to take hold of a running process
+# Seconds for SIGSTOP to take hold: a process in uninterruptible sleep (state D, an I/O wait
+# on fuse-overlayfs under load) stops only once that call returns; 2 s were seen to be short.
+_FROZEN_WAIT = 30.0
 
 
 def _state(pid: int) -> str:
