@@ -452,6 +452,7 @@ SPANS = {"acquire": 2.0, "build": 2.0, "up": 2.5, "test": 1.5, "down": 1.2, "rel
 # Two SIGKILLs (process, group) for every orderly signal: the kills are what the watchdog is for.
 MODES = ("kill", "killpg", "term", "kill", "killpg", "int", "kill", "killpg", "termpg")
 ATTEMPTS = 6  # sessions a trial may start before its signal lands in its phase
+RECENT = 8  # sessions whose phase lengths aim the next trials
 
 
 @dataclass(frozen=True)
@@ -570,8 +571,11 @@ class Tally:
             self.spans.setdefault(phase, []).append(seconds)
 
     def span(self, phase: str) -> float:
-        """How long ``phase`` lasts: the median measured so far, else the prior."""
-        seen = self.spans.get(phase)
+        """How long ``phase`` lasts now: the median of the last sessions measured, else the prior.
+
+        Only the last ones: the host's load changes during a run, and phases with it.
+        """
+        seen = self.spans.get(phase, [])[-RECENT:]
         return statistics.median(seen) if seen else SPANS[phase]
 
     def shortfalls(self, long: bool) -> list[str]:
