@@ -100,7 +100,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     Only when every planned trial ran (a ``-k`` selection counts nothing).
     """
     tally = tally_if_any(session.config)
-    if tally is None or tally.trials < len(tally.planned) or tally.soak_runs < tally.soak_planned:
+    if tally is None or tally.started_trials < len(tally.planned) or tally.soak_runs < tally.soak_planned:
         return
     problems = tally.shortfalls(is_long(session.config))
     if problems:

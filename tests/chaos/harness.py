@@ -531,7 +531,8 @@ class Tally:
     seed: int
     planned: list[Trial] = field(default_factory=list)  # the trials of the plan
     soak_planned: int = 0  # soak sessions of the plan
-    trials: int = 0  # signal trials run to their end
+    started_trials: int = 0  # signal trials begun (a -k selection begins fewer than planned)
+    trials: int = 0  # signal trials whose signal landed in its phase
     landed: dict[str, Counter[str]] = field(default_factory=dict)  # phase -> signal name -> landed
     missed: int = 0  # sessions that went past the phase (or ended) before a look found them in it
     holders: Counter[str] = field(default_factory=Counter)  # holder kinds SIGKILLed and reaped

@@ -138,6 +138,7 @@ def build_with(project: Project, argument: str) -> None:
 def test_signal_in_its_phase(
     trial: Trial, make_project: Projects, kill_pool: Path, kill_ports: str, chaos_tally: Tally
 ) -> None:
+    chaos_tally.started_trials += 1
     project = kill_project(make_project, kill_pool, kill_ports)
     settings = project.settings
     for attempt in range(ATTEMPTS):
