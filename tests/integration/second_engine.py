@@ -29,6 +29,32 @@ from .helpers import IMAGE, TOKEN, wait_for
 _START_TIMEOUT = 60.0  # seconds for the daemon to answer (it starts its own containerd)
 
 
+@dataclass
+class _Daemon:
+    """The dockerd process of a second engine, which a test may stop and start again."""
+
+    argv: list[str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start dockerd (on the same data root as before, if it ran before)."""
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+
+    def stop(self) -> None:
+        """Stop dockerd as a shutdown does (SIGTERM: it stops its containers first), and wait for it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 @dataclass(frozen=True)
 class SecondEngine:
     """A running second daemon: its endpoint and the docker CLI pointed at it."""
@@ -36,6 +62,35 @@ class SecondEngine:
     root: Path
     endpoint: str
     bridge: str
+    daemon: _Daemon
+
+    @contextlib.contextmanager
+    def lost(self) -> Iterator[None]:
+        """The daemon stopped for the block (its containers stopped, not removed), then back, answering.
+
+        Its network store does not survive: dockerd starting over a store that holds a default
+        network deletes the host's ``docker0`` (that name, whatever ``--bridge`` says), which is
+        the main engine's. So the store goes, and the bridges of the networks it knew with it;
+        containers and volumes stay, as an engine that went away leaves them.
+        """
+        networks = self.docker("network", "ls", "-q", "--no-trunc", "--filter", "driver=bridge").split()
+        self.daemon.stop()
+        try:
+            yield
+        finally:
+            (self.root / "data" / "network" / "files" / "local-kv.db").unlink(missing_ok=True)
+            for network in networks:  # the default network's bridge is ours (--bridge): it has no br- link
+                subprocess.run(["ip", "link", "del", f"br-{network[:12]}"], capture_output=True, check=False)
+            self.daemon.start()
+            wait_for("the second dockerd to answer again", self.answers, timeout=_START_TIMEOUT)
+
+    def answers(self) -> bool:
+        """Whether the daemon answers (an AssertionError with its log tail if it exited)."""
+        if self.daemon.proc is not None and self.daemon.proc.poll() is not None:
+            tail = self.daemon.log.read_text(errors="replace").splitlines()[-15:]
+            raise AssertionError(f"the second dockerd exited ({self.daemon.proc.returncode}):\n" + "\n".join(tail))
+        done = subprocess.run(["docker", "-H", self.endpoint, "version"], capture_output=True, check=False)
+        return done.returncode == 0
 
     def docker(self, *args: str, check: bool = True) -> str:
         """Run the docker CLI against this engine; its stdout."""
@@ -91,8 +146,7 @@ def second_engine() -> Iterator[SecondEngine]:
     bridge = f"dy{TOKEN}{worker[-2:]}"[:15]
     sock = root / "docker.sock"
     (root / "daemon.json").write_text(json.dumps(_main_engine_config()))
-    proc: subprocess.Popen[bytes] | None = None
-    log = (root / "dockerd.log").open("wb")
+    daemon: _Daemon | None = None
     # Two workers picking subnets at once would pick the same one: choose and claim under a lock.
     with FileLock(Path(tempfile.gettempdir()) / "dockyard-engine2-subnets.lock"):
         bip, pool = _free_subnets()
@@ -100,7 +154,7 @@ def second_engine() -> Iterator[SecondEngine]:
             subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True, capture_output=True)
             subprocess.run(["ip", "addr", "add", bip, "dev", bridge], check=True, capture_output=True)
             subprocess.run(["ip", "link", "set", bridge, "up"], check=True, capture_output=True)
-            proc = subprocess.Popen(
+            daemon = _Daemon(
                 [
                     "dockerd",
                     # Not /etc/docker/daemon.json: the data-root there is the main engine's.
@@ -114,27 +168,13 @@ def second_engine() -> Iterator[SecondEngine]:
                     "--iptables=false",
                     "--ip-masq=false",
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                root / "dockerd.log",
             )
-            engine = SecondEngine(root, f"unix://{sock}", bridge)
-
-            def answers() -> bool:
-                if proc is not None and proc.poll() is not None:
-                    tail = (root / "dockerd.log").read_text(errors="replace").splitlines()[-15:]
-                    raise AssertionError(f"the second dockerd exited ({proc.returncode}):\n" + "\n".join(tail))
-                return (
-                    subprocess.run(
-                        ["docker", "-H", engine.endpoint, "version"], capture_output=True, check=False
-                    ).returncode
-                    == 0
-                )
-
-            wait_for("the second dockerd to answer", answers, timeout=_START_TIMEOUT)
+            daemon.start()
+            engine = SecondEngine(root, f"unix://{sock}", bridge, daemon)
+            wait_for("the second dockerd to answer", engine.answers, timeout=_START_TIMEOUT)
         except BaseException:
-            _stop(proc, root, bridge)
+            _stop(daemon, root, bridge)
             raise
     try:
         with subprocess.Popen(["docker", "save", IMAGE], stdout=subprocess.PIPE) as saver:
@@ -143,12 +183,12 @@ def second_engine() -> Iterator[SecondEngine]:
             )
         yield engine
     finally:
-        _stop(proc, root, bridge)
-        log.close()
+        _stop(daemon, root, bridge)
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, root: Path, bridge: str) -> None:
+def _stop(daemon: _Daemon | None, root: Path, bridge: str) -> None:
     """Stop the daemon (and its containers), remove its bridge and data root."""
+    proc = daemon.proc if daemon is not None else None
     if proc is not None and proc.poll() is None:
         env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
         sock = f"unix://{root / 'docker.sock'}"
@@ -192,13 +232,12 @@ def engine_in_netns() -> Iterator[SecondEngine]:
     root = Path(tempfile.mkdtemp(prefix=f"dockyard-dind-{TOKEN}-{worker}-", dir="/tmp"))
     netns, veth = f"dy{TOKEN}{worker[-2:]}ns", f"dy{TOKEN}{worker[-2:]}h"[:15]
     (root / "daemon.json").write_text(json.dumps(_main_engine_config()))
-    proc: subprocess.Popen[bytes] | None = None
-    log = (root / "dockerd.log").open("wb")
+    daemon: _Daemon | None = None
     with FileLock(Path(tempfile.gettempdir()) / "dockyard-engine2-subnets.lock"):
         link, pool = _free_subnets()
         ours, theirs = link.replace(".0.1/24", ".0.1/30"), link.replace(".0.1/24", ".0.2/30")
         address = theirs.split("/")[0]
-        engine = SecondEngine(root, f"tcp://{address}:2375", veth)
+        endpoint = f"tcp://{address}:2375"
         try:
             for command in (
                 ["ip", "netns", "add", netns],
@@ -210,12 +249,12 @@ def engine_in_netns() -> Iterator[SecondEngine]:
                 ["ip", "-n", netns, "link", "set", "lo", "up"],
             ):
                 subprocess.run(command, check=True, capture_output=True)
-            proc = subprocess.Popen(
+            daemon = _Daemon(
                 [
                     *("nsenter", f"--net=/run/netns/{netns}", "dockerd"),
                     f"--config-file={root / 'daemon.json'}",
                     f"--host=unix://{root / 'docker.sock'}",
-                    f"--host={engine.endpoint}",
+                    f"--host={endpoint}",
                     f"--data-root={root / 'data'}",
                     f"--exec-root={root / 'exec'}",
                     f"--pidfile={root / 'docker.pid'}",
@@ -224,13 +263,13 @@ def engine_in_netns() -> Iterator[SecondEngine]:
                     "--iptables=false",
                     "--ip-masq=false",
                 ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
+                root / "dockerd.log",
             )
+            daemon.start()
+            engine = SecondEngine(root, endpoint, veth, daemon)
 
             def answers() -> bool:
+                proc = daemon.proc if daemon is not None else None
                 if proc is not None and proc.poll() is not None:
                     tail = (root / "dockerd.log").read_text(errors="replace").splitlines()[-15:]
                     raise AssertionError(f"the dind stand-in exited ({proc.returncode}):\n" + "\n".join(tail))
@@ -239,7 +278,7 @@ def engine_in_netns() -> Iterator[SecondEngine]:
 
             wait_for("the dind stand-in to answer", answers, timeout=_START_TIMEOUT)
         except BaseException:
-            _stop_netns(proc, root, veth, netns)
+            _stop_netns(daemon, root, veth, netns)
             raise
     try:
         with subprocess.Popen(["docker", "save", IMAGE], stdout=subprocess.PIPE) as saver:
@@ -248,11 +287,10 @@ def engine_in_netns() -> Iterator[SecondEngine]:
             )
         yield engine
     finally:
-        _stop_netns(proc, root, veth, netns)
-        log.close()
+        _stop_netns(daemon, root, veth, netns)
 
 
-def _stop_netns(proc: subprocess.Popen[bytes] | None, root: Path, veth: str, netns: str) -> None:
+def _stop_netns(daemon: _Daemon | None, root: Path, veth: str, netns: str) -> None:
     """Stop the daemon as :func:`_stop` does, then remove its veth pair and namespace."""
-    _stop(proc, root, veth)  # `ip link del` of one end removes the pair
+    _stop(daemon, root, veth)  # `ip link del` of one end removes the pair
     subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False)

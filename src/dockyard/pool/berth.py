@@ -119,6 +119,7 @@ class Berth:
     ports: dict[str, dict[int, int]] = field(default_factory=dict)
     _lock: FileLock | None = field(default=None, repr=False)
     watchdog: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    keep_record: bool = False  # a teardown could not reach the engine: the record says what to reap
 
     def note_engine_id(self) -> None:
         """Add the engine's ID (``docker info``) to the record, once a Docker user holds the berth.
@@ -157,10 +158,13 @@ class Berth:
 
         In this order a kill at any point leaves nothing behind: until the watchdog is told
         to stand down it still reaps, and it finds the record gone and nothing labelled left.
+        With ``keep_record`` the record stays: the berth is stale, and whoever takes it next
+        reaps what its stack left on an engine that could not be reached.
         """
         if self._lock is None:
             return
-        remove_record(self.record_path)
+        if not self.keep_record:
+            remove_record(self.record_path)
         self._lock.release(force=True)
         self._lock = None
         if self.watchdog is not None:  # a clean release: the watchdog has nothing to do

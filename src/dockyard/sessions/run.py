@@ -24,6 +24,7 @@ from dockyard.pool.berth import Berth
 from dockyard.sessions.api import docker_reaper, hand_down
 from dockyard.sessions.env import port_environment, write_env_file
 from dockyard.sessions.inside import run_inside
+from dockyard.sessions.phases import Marking, mark
 from dockyard.sessions.reuse import reused_stack
 from dockyard.sessions.signals import Terminated, on_sigterm
 from dockyard.sessions.watchdog import watch
@@ -116,7 +117,7 @@ def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None, ins
     return code
 
 
-def run(
+def run(  # noqa: PLR0915 - one session's phases, in the order they happen
     settings: Settings,
     command: Sequence[str],
     *,
@@ -145,14 +146,16 @@ def run(
                     return _run_reused(warm, command, env_file, inside)
             say("no stack kept by `dockyard up` to reuse: starting one for this run")
         t0 = time.monotonic()
+        mark("acquire")
         berth = leasing.acquire(settings, reaper=docker_reaper)
         timings["acquire"] = time.monotonic() - t0
         held_since = time.time()
         try:
             watch(berth)
             # The live display (on a terminal) ends once the stack is up: the command gets the terminal.
+            mark("up")
             with reporter() as progress:
-                stack = Stack(settings, berth, progress=progress)
+                stack = Stack(settings, berth, progress=Marking(progress))
                 if berth.stale is not None:
                     say(f"berth {berth.index}: reaped what pid {berth.stale.pid} left behind")
                 if up:
@@ -162,9 +165,11 @@ def run(
             _write_report(stack, timings, None, held_since)
             try:
                 t0 = time.monotonic()
+                mark("test")
                 code = _execute(stack, command, env_file, inside)
                 timings["run"] = time.monotonic() - t0
             finally:
+                mark("down")
                 if up:
                     t0 = time.monotonic()
                     stack.down()
@@ -173,6 +178,7 @@ def run(
             summarise(berth, timings, code, artifacts_since(settings.artifacts_dir, held_since))
             return code
         finally:
+            mark("release")
             berth.release()
     except Terminated:
         return 128 + signal.SIGTERM

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from dockyard.host import die_with_parent
 from dockyard.sessions.run import REPORT_ENV
 from dockyard.sessions.signals import sigterm_raises
 from dockyard.shards import plugin
@@ -48,7 +49,16 @@ def _start(run: ShardRun, pytest_args: Sequence[str], cwd: Path) -> subprocess.P
         env[plugin.SHARD_FILE_ENV] = str(run.path("ids"))
     env.update(ci.child_env())  # its output is a log file: this process folds and summarises for it
     with run.path("log").open("wb") as log:
-        return subprocess.Popen(run.command(pytest_args), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        # A shard whose parent was SIGKILLed would run on with nobody to gather it: SIGTERM makes it
+        # tear its stack down. Forked from the main thread (the pool's threads only wait).
+        return subprocess.Popen(
+            run.command(pytest_args),
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - the other threads only wait on shards; prctl is async-signal-safe
+        )
 
 
 def _look(runs: Iterable[ShardRun], up: set[int], view: ShardView) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import threading
 import time
@@ -9,9 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import NoReturn
 
-from dockyard.engine.endpoints import publish_note
+from dockyard.engine.endpoints import forget_clients, preflight, publish_note
 from dockyard.engine.labels import find, remove
-from dockyard.errors import StackUnhealthy
+from dockyard.errors import DockerUnavailable, StackUnhealthy
 from dockyard.pool.leasing import image_sources, share_images
 from dockyard.settings import Settings
 from dockyard.stack.attach import attach_runner, detach_runner
@@ -73,6 +74,11 @@ class Lifecycle:
         began = time.monotonic()
         berth = self.project.berth
         self.project.ensure_engine()
+        with signals_deferred():
+            # python-on-whales, imported where first used: a Ctrl-C cutting that import short
+            # leaves half-made modules no later import can finish, and the teardown of a
+            # partial start needs them. Here nothing is created yet, and the import completes.
+            importlib.import_module("python_on_whales")
         berth.note_engine_id()
         if (note := publish_note(berth.engine)) is not None and note not in _SAID:
             _SAID.add(note)
@@ -139,9 +145,27 @@ class Lifecycle:
                 )
             finally:
                 # Whatever compose did or raised: everything of this lease goes, by its label.
-                client = self.project.client
-                remove(client, find(client, **{"dockyard.lease": self.project.berth.record.lease_id}))
+                try:
+                    self._sweep()
+                except DockerUnavailable:
+                    # The engine went away: what is left on it stays recorded, for the next holder
+                    # (or `cleanup`) to reap once it answers again.
+                    self.project.berth.keep_record = True
+                    raise
                 self.override.remove()
+
+    def _sweep(self) -> None:
+        """Remove everything labelled with this lease; :class:`DockerUnavailable` if the engine is gone."""
+        from requests.exceptions import ConnectionError as ConnectionLost  # noqa: PLC0415 - docker-py's transport
+
+        lease = {"dockyard.lease": self.project.berth.record.lease_id}
+        client = preflight(self.project.berth.engine)
+        try:
+            remove(client, find(client, **lease))
+        except ConnectionLost:
+            forget_clients()  # the cached client's daemon went away: connecting anew says so
+            client = preflight(self.project.berth.engine)
+            remove(client, find(client, **lease))
 
 
 @contextmanager
