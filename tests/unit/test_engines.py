@@ -118,8 +118,8 @@ def test_a_remote_engine_reuses_the_blocks_of_the_host_pool(make_settings: MakeS
         assert oct(settings.lock_dir.stat().st_mode & 0o777) == "0o700"
         assert (first.record.engine, second.record.engine) == (REMOTE, A)
         assert first.port_block == second.port_block  # its ports are bound on another machine
-        # Same index, same block: still two override files (review: they were one, and each
-        # stack's `compose up` read the other's labels).
+        # Same index, same block: still two override files (with one, each stack's
+        # `compose up` would read the other's labels).
         overrides = {
             Stack(settings, berth, model=ComposeModel(settings, {})).override_path for berth in (first, second)
         }
@@ -194,7 +194,7 @@ def test_another_machines_resources_are_not_judged_orphans_here(tmp_path: Path) 
 
 
 def test_another_pool_at_the_same_path_is_never_judged_by_our_lock(tmp_path: Path) -> None:
-    """Two CI machines, one shared engine, both pools at the default path (review)."""
+    """Two CI machines, one shared engine, both pools at the default path."""
     lock = tmp_path / "berth-0.lock"
     lock.touch()  # our berth 0: free, no record
     ours = pool_id(tmp_path, create=True)

@@ -11,7 +11,7 @@ Entries live in the private lock directory, one file per set of compose files. W
 written is a *projection* of the configuration (``project``): only the keys dockyard reads on
 the way to ``compose up`` (ports, dependencies, images and builds, networks, volumes), never a
 service's environment, command or health check. A projection in which any secret value still
-occurs is not written at all (issue 7: the demo's passwords were found in the memo file).
+occurs is not written at all: a memo file is no place for a password.
 The variables the files interpolate are recorded by name and a keyed digest of their value
 (HMAC-SHA256 under a per-user random key beside the entries), never the value: one of them
 may be the password the compose file reads from the environment.
