@@ -115,7 +115,7 @@ def dockyard_stack(dockyard_settings: Settings, pytestconfig: pytest.Config) -> 
     try:
         # An xdist worker takes its own berth, so workers share no state, unless sharing is
         # asked for (then `dockyard_fresh` gives each worker its own database instead).
-        share = pytestconfig.getoption("dockyard_share") or not os.environ.get("PYTEST_XDIST_WORKER")
+        share = pytestconfig.getoption("dockyard_share") or not hasattr(pytestconfig, "workerinput")
         reuse = dockyard_settings.reuse and not pytestconfig.getoption("dockyard_no_reuse")
         say = _say(pytestconfig)
         with session_stack(dockyard_settings, reuse=reuse, share=share, keep=keep, progress=say) as stack:

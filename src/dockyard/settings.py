@@ -136,7 +136,14 @@ class Settings:
     artifacts_dir: Annotated[
         Path, Key(".dockyard/artifacts", "Where failure bundles are written, relative to the project root.")
     ]
-    keep_on_failure: Annotated[bool, Key(False, "Leave a stack that failed to start running, for debugging.")]
+    keep_on_failure: Annotated[
+        bool,
+        Key(
+            False,
+            "Leave a stack that failed to start running, and (pytest) the stack, database and berth of a "
+            "session whose tests failed, for debugging.",
+        ),
+    ]
     skip_missing_docker: Annotated[bool, Key(False, "Skip (instead of fail) Docker tests when Docker is unavailable.")]
     base_image_arg: Annotated[
         str, Key("BASE_IMAGE", "Build argument that dockyard may point at a locally bootstrapped Debian base image.")

@@ -114,7 +114,8 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60) -> N
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without outer DOCKYARD_* settings (or a handed-down berth), plain output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    # PYTEST_XDIST_*: a pytest started by a test is no worker of this run's xdist.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCKYARD_", "PYTEST_XDIST_"))}
     return {**env, "CI": "1", **extra}
 
 

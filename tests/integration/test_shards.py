@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from dockyard.errors import ExitCode
 from dockyard.ui.console import table_rows
 
 from .helpers import Project, Projects, clean_env, compose, leftovers, service, wait_for
@@ -161,7 +162,7 @@ def test_one_shard_of_a_matrix_and_a_failing_test(make_project: Projects) -> Non
 def test_a_bad_shard_is_refused_before_anything_starts(make_project: Projects) -> None:
     project = shard_project(make_project, "shardbad", "24200-24299", berths=1)
     result = parallel(project, "--shard", "3/2", "--", "tests")
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.FAILURE
     assert "--shard '3/2': K must be between 1 and N" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (project.root / ".dockyard").exists()

@@ -62,7 +62,8 @@ def main(root: str, build: str, owner: str = "") -> int:
         stack.down()
         return 0
     except DockyardError as exc:
-        print(json.dumps({"error": exc.to_json()}), flush=True)
+        if not sys.stdout.closed:  # after the berth line `up` has gone; the exit code tells the rest
+            print(json.dumps({"error": exc.to_json()}), flush=True)
         return int(exc.exit_code)
     finally:
         marker_path(berth.lock_path).unlink(missing_ok=True)

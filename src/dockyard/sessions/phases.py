@@ -13,6 +13,7 @@ Without the variable nothing is written and nothing is imported beyond this modu
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,8 @@ class Marking(Reporter):
 
     def __init__(self, inner: Reporter) -> None:
         self.inner = inner
+        self.building: set[str] = set()  # images build side by side: `up` only once none does
+        self.lock = threading.Lock()
 
     def __call__(self, message: str) -> None:
         """Forward."""
@@ -63,14 +66,18 @@ class Marking(Reporter):
 
     def image_started(self, image: str, service: str) -> None:
         """Mark ``build``, then forward."""
+        with self.lock:
+            self.building.add(image)
         mark("build")
         self.inner.image_started(image, service)
 
     def image_done(self, image: str, status: str, seconds: float) -> None:
         """Forward; after a build, mark ``up`` again: the rest of the start is not building."""
         self.inner.image_done(image, status, seconds)
-        if status == BUILT:
-            mark("up")
+        with self.lock:
+            self.building.discard(image)
+            if status == BUILT and not self.building:
+                mark("up")
 
     def stack_starting(self, project: str, services: Sequence[str], port_block: PortBlock) -> None:
         """Forward."""

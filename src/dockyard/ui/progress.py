@@ -196,6 +196,8 @@ class JsonLines:
         self.stream = stream
 
     def _emit(self, event: str, **args: Any) -> None:
+        if self.stream.closed:
+            return  # the reader has its answer (the keeper closes stdout once the stack is up)
         self.stream.write(json.dumps({"event": event, "args": args}) + "\n")
         self.stream.flush()
 
