@@ -10,6 +10,8 @@ what it can where it offers less. Nothing else in the package asks the kernel th
 from __future__ import annotations
 
 import errno
+import os
+import select
 import signal
 import socket
 import sys
@@ -97,6 +99,21 @@ def wait_for_exit(pid: int) -> None:
     psutil sleeps on the kernel where it can: a pidfd on Linux >= 5.3, a kqueue ``NOTE_EXIT``
     on macOS and the BSDs; elsewhere it polls for the process.
     """
+    if hasattr(os, "pidfd_open"):
+        # A pidfd turns readable once the process has exited, zombie or not; psutil counts a
+        # zombie as running, and in a container whose init reaps no one a killed holder stays one.
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        except OSError:
+            fd = -1  # no pidfd (Linux < 5.3): psutil polls instead
+        if fd >= 0:
+            try:
+                select.select([fd], [], [])
+            finally:
+                os.close(fd)
+            return
     try:
         psutil.Process(pid).wait()
     except psutil.NoSuchProcess:

@@ -109,7 +109,7 @@ def test_pytest_reuses_the_kept_stack_and_never_tears_it_down(
     for _ in range(2):  # the second run finds the stack as the first left it: up, unchanged
         result = _pytest(project, "test_inner.py", NOTE=str(note))
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "using the stack `dockyard up` keeps in berth 0" in result.stdout
+        assert f"using the stack `dockyard up` keeps in berth {info['index']}" in result.stdout
         assert "refreshing" not in result.stdout
         assert json.loads(note.read_text())["project"] == info["project"]
         assert _container_ids(info["project"]) == before  # nothing started, nothing torn down
