@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -181,7 +182,13 @@ def _without_compose(tmp: Path) -> dict[str, str]:
     shadow = config / "cli-plugins" / "docker-compose"
     shadow.write_text(SHADOW)
     shadow.chmod(0o755)
-    path = [d for d in os.environ["PATH"].split(os.pathsep) if not Path(d, "docker-compose").exists()]
+    # `docker` itself stays reachable where it shares a folder with `docker-compose`.
+    docker = shutil.which("docker")
+    assert docker is not None, "the docker CLI is not on PATH"
+    own = tmp / "bin"
+    own.mkdir()
+    (own / "docker").symlink_to(docker)
+    path = [str(own), *(d for d in os.environ["PATH"].split(os.pathsep) if not Path(d, "docker-compose").exists())]
     return clean_env(DOCKER_CONFIG=str(config), PATH=os.pathsep.join(path))
 
 
