@@ -10,6 +10,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+from xml.sax.saxutils import escape as xml_escape
 
 import pytest
 
@@ -219,3 +221,67 @@ def test_python_m_dockyard_is_the_console_script(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "parallel" in result.stdout.split()
+
+
+# A URL password with characters that JSON-escaping, URL-encoding and XML-escaping each change.
+SHARD_PASSWORD = 'hunter2"q&z+w'  # noqa: S105 - planted, under a key that does not look secret
+PRINTING_TEST = """\
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+# What the stack holds, as a test that prints its connection string would see it.
+COMPOSE = (Path(__file__).resolve().parent.parent / "compose.yaml").read_text()
+URL = re.search("DATABASE_URL: '([^']+)'", COMPOSE)[1]
+PASSWORD = URL.split("@")[0].split(":")[2]
+
+
+def test_prints_it():
+    print("plain", URL)
+    print("as json", json.dumps({"url": URL}))
+    print("url-encoded", quote(PASSWORD, safe=""))
+
+
+def test_fails_with_it():
+    print("about to connect to", URL)
+    assert URL == "", f"could not reach {URL}"
+"""
+
+
+def shard_leaks(text: str) -> list[str]:
+    """The forms of the planted password that occur in ``text``."""
+    found = [
+        SHARD_PASSWORD,
+        json.dumps(SHARD_PASSWORD)[1:-1],
+        quote(SHARD_PASSWORD, safe=""),
+        xml_escape(SHARD_PASSWORD),
+        xml_escape(SHARD_PASSWORD, {'"': "&quot;"}),
+    ]
+    return [form for form in found if form in text]
+
+
+def test_a_password_a_test_prints_reaches_no_shard_file_and_no_output(make_project: Projects) -> None:
+    url = f"postgres://app:{SHARD_PASSWORD}@db:5432/app"
+    app = service("app", ports=["80"], extra=["environment:", f"  DATABASE_URL: '{url}'"])
+    project = make_project("shardmask", "24500-24599", compose(app))
+    (project.root / "tests").mkdir()
+    (project.root / "tests" / "test_printing.py").write_text(PRINTING_TEST)
+
+    result = parallel(project, "--shards", "2", "--", "-rA", "tests")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output  # test_fails_with_it failed, the other passed
+    assert shard_leaks(output) == [], output
+    assert "about to connect to postgres://app:********@db:5432/app" in output  # the failed shard's tail
+
+    run_dir = max((project.root / ".dockyard" / "shards").iterdir(), key=lambda p: p.stat().st_mtime)
+    files = {p: p.read_text(errors="replace") for p in run_dir.rglob("*") if p.is_file()}
+    logs = "".join(text for p, text in files.items() if p.suffix == ".log")
+    # The shards did print it, in each form, and every one reached the logs masked.
+    assert "plain postgres://app:********@db:5432/app" in logs, logs
+    assert '"url": "postgres://app:********@db:5432/app"' in logs, logs
+    assert "url-encoded ********" in logs, logs
+    assert any(p.suffix == ".xml" and "could not reach" in text for p, text in files.items())
+    written = {**files, **{p: p.read_text(errors="replace") for p in (project.root / ".dockyard").glob("*.*")}}
+    for path, text in written.items():
+        assert shard_leaks(text) == [], path

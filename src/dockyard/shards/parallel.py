@@ -4,9 +4,9 @@ The pipeline: choose the shard count from what this host can afford (:mod:`.poli
 one shard runs everything, collect the tests once (:mod:`.collect`) and split them by the
 durations earlier runs recorded (:mod:`.plan`), and build the images once; run every shard at
 once as ``dockyard run -- python -m pytest ARGS`` in a berth of its own, only the stack starts
-queuing (:mod:`.supervise`); then merge the shards' JUnit files (:mod:`.junit`), record their
-per-test times and what the run cost the host (:mod:`.cost`) for the next split, and show the
-summary (:mod:`.summary`).
+queuing (:mod:`.supervise`), their output masked on its way to their logs (:mod:`.logs`);
+then merge the shards' JUnit files (:mod:`.junit`), record their per-test times and what the
+run cost the host (:mod:`.cost`) for the next split, and show the summary (:mod:`.summary`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,19 @@ from dockyard.shards.supervise import launch, tail
 from dockyard.shards.view import shard_view
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.evidence import artifacts_since
+from dockyard.stack.masking import StackRedactor
 from dockyard.ui.console import emit_json, reporter, say
+
+
+def _redactor(settings: Settings) -> StackRedactor:
+    """The masker of the stack's secrets, for everything written from the shards' output.
+
+    Built once, before any shard starts: the shards' stacks come from the same compose model
+    and settings, so what their tests may print of them is known here.
+    """
+    redact = StackRedactor(ComposeModel.load(settings))
+    _ = redact.redactor  # asked of Compose now, not by the first shard's log line
+    return redact
 
 
 def _build_images(settings: Settings) -> None:
@@ -83,6 +95,7 @@ def run_shards(
     t0 = time.monotonic()
     meter: CostMeter | None = None
     if active:
+        redact = _redactor(settings)
         if len(active) > 1:  # one shard's `dockyard run` builds what it needs itself
             _build_images(settings)
         if plan.at_once < len(active):
@@ -91,7 +104,7 @@ def run_shards(
             # Around launch, not in it: on Ctrl-C the view stops only once the shards have.
             with shard_view() as view:
                 meter = CostMeter(view)
-                launch(active, pytest_args, cwd, plan.at_once, meter)
+                launch(active, pytest_args, cwd, plan.at_once, meter, redact=redact)
         except Terminated:
             say("terminated: the shards were stopped and took their stacks down")
             return 128 + signal.SIGTERM

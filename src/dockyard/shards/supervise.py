@@ -21,6 +21,7 @@ from dockyard.sessions.run import REPORT_ENV
 from dockyard.sessions.signals import sigterm_raises
 from dockyard.shards import plugin
 from dockyard.shards.collect import env_without_shard
+from dockyard.shards.logs import LogPump, Redact, mask_file
 from dockyard.shards.shard import ShardRun
 from dockyard.shards.view import ShardView, last_note
 from dockyard.ui import ci
@@ -29,6 +30,8 @@ from dockyard.ui import ci
 STOP_GRACE_S = 120.0
 _POLL_S = 0.25
 _LOG_TAIL = 40
+# A shard's log is complete soon after it ended; a grandchild that kept the pipe open is not waited for.
+_DRAIN_S = 5.0
 
 
 def tail(path: Path, lines: int = _LOG_TAIL) -> str:
@@ -40,7 +43,7 @@ def tail(path: Path, lines: int = _LOG_TAIL) -> str:
 
 
 def _start(run: ShardRun, pytest_args: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
-    """Start one shard, its output to its log."""
+    """Start one shard, its output (stderr too) to a pipe: its log is written masked from there."""
     env = {**env_without_shard(), REPORT_ENV: str(run.path("json"))}
     if run.whole:  # its pytest lists what it collected there
         env[plugin.COLLECT_ENV] = str(run.path("ids"))
@@ -48,17 +51,16 @@ def _start(run: ShardRun, pytest_args: Sequence[str], cwd: Path) -> subprocess.P
         run.path("ids").write_text("".join(f"{t}\n" for t in run.nodeids))
         env[plugin.SHARD_FILE_ENV] = str(run.path("ids"))
     env.update(ci.child_env())  # its output is a log file: this process folds and summarises for it
-    with run.path("log").open("wb") as log:
-        # A shard whose parent was SIGKILLed would run on with nobody to gather it: SIGTERM makes it
-        # tear its stack down. Forked from the main thread (the pool's threads only wait).
-        return subprocess.Popen(
-            run.command(pytest_args),
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent(),  # noqa: PLW1509 - the other threads only wait on shards; prctl is async-signal-safe
-        )
+    # A shard whose parent was SIGKILLed would run on with nobody to gather it: SIGTERM makes it
+    # tear its stack down. Forked from the main thread (the pool's threads only wait).
+    return subprocess.Popen(
+        run.command(pytest_args),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - the other threads only wait on shards; prctl is async-signal-safe
+    )
 
 
 def _look(runs: Iterable[ShardRun], up: set[int], view: ShardView) -> None:
@@ -94,8 +96,19 @@ def stop(procs: Mapping[int, subprocess.Popen[bytes]], *, terminate: bool) -> No
             proc.wait()
 
 
-def launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_once: int, view: ShardView) -> None:
+def launch(
+    runs: Sequence[ShardRun],
+    pytest_args: Sequence[str],
+    cwd: Path,
+    at_once: int,
+    view: ShardView,
+    *,
+    redact: Redact = str,
+) -> None:
     """Run every shard, at most ``at_once`` starting their stacks at a time; wait for all.
+
+    Each shard's output reaches its log through ``redact`` (:class:`dockyard.shards.logs.LogPump`),
+    and so does its JUnit XML once it ended.
 
     Sets each run's exit code and wall time (from its own start). A shard has started its
     stack when `dockyard run` writes its first report, or when it ended. SIGTERM raises
@@ -107,6 +120,7 @@ def launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_o
     pool = ThreadPoolExecutor(max_workers=max(1, len(runs)), thread_name_prefix="shard")
     # Threads only wait, so each shard's end is taken when it ends, not when we look.
     running: dict[Future[int], ShardRun] = {}
+    pumps: dict[int, LogPump] = {}
     up: set[int] = set()  # shards whose stack is up (their report is there)
     with sigterm_raises():
         try:
@@ -117,7 +131,10 @@ def launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_o
                 while queued and len(starting) < at_once:
                     run = queued.pop(0)
                     started[run.number] = time.monotonic()
-                    procs[run.number] = _start(run, pytest_args, cwd)
+                    procs[run.number] = proc = _start(run, pytest_args, cwd)
+                    assert proc.stdout is not None  # noqa: S101 - started with stdout=PIPE
+                    pumps[run.number] = LogPump(proc.stdout, run.path("log"), redact, name=f"shard-{run.number}-log")
+                    pumps[run.number].start()
                     view.started(run.label, run.tests, run.path("log"))
                     running[pool.submit(procs[run.number].wait)] = run
                     starting.append(run)
@@ -127,6 +144,8 @@ def launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_o
                 for future in done:
                     run = running.pop(future)
                     run.exit_code, run.wall = future.result(), time.monotonic() - started[run.number]
+                    pumps[run.number].join(_DRAIN_S)  # its last lines, before anyone reads the log
+                    mask_file(run.path("xml"), redact)
                     view.ended(run.label, run.exit_code, run.wall)
         except KeyboardInterrupt:
             stop(procs, terminate=False)
@@ -136,3 +155,5 @@ def launch(runs: Sequence[ShardRun], pytest_args: Sequence[str], cwd: Path, at_o
             raise
         finally:
             pool.shutdown(wait=False)
+            for pump in pumps.values():  # what stopped shards wrote while tearing down
+                pump.join(_DRAIN_S)

@@ -7,9 +7,10 @@ of compose ``secrets:`` (files, or the variables they name); and the ``mask`` se
 values. Values shorter than four characters are not masked (except those of ``mask``): they
 would mangle every line they occur in.
 
-Each secret is masked in the forms it may be written in: plain, JSON-escaped, URL-encoded
-and URL-decoded. A secret one redactor learnt is masked by every redactor of the process
-from then on (:data:`SESSION`): a value seen once stays masked in every later output.
+Each secret is masked in the forms it may be written in: plain, JSON-escaped, URL-encoded,
+URL-decoded and XML-escaped (a shard's JUnit XML). A secret one redactor learnt is masked by
+every redactor of the process from then on (:data:`SESSION`): a value seen once stays masked
+in every later output.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, unquote
+from xml.sax.saxutils import escape as xml_escape
 
 from dockyard.errors import DockyardError
 
@@ -39,8 +41,16 @@ VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def forms(secret: str) -> set[str]:
-    """The ways ``secret`` may be written: plain, JSON-escaped, URL-encoded, URL-decoded."""
-    return {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret), unquote(secret)}
+    """The ways ``secret`` may be written: plain, JSON-escaped, URL-encoded, URL-decoded, XML-escaped."""
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret),
+        unquote(secret),
+        xml_escape(secret),  # in an element's text
+        xml_escape(secret, {'"': "&quot;"}),  # in an attribute
+    }
 
 
 class Registry:
