@@ -80,19 +80,29 @@ def _prefix(value: str) -> str | None:
 # What a wait strategy looks like; dockyard.stack.waits parses it (this only checks the shape).
 _WAIT = re.compile(r"^(http://:\d{1,5}(/\S*)?|tcp://:\d{1,5}|log:.+|exit:0)$")
 # (service, ((key, value), ...)) pairs, sorted: a mapping would make Settings unhashable.
-ServiceTables = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+ServiceTables = tuple[tuple[str, tuple[tuple[str, str | float], ...]], ...]
+SERVICE_KEYS = ("wait", "settle")  # what a [tool.dockyard.services.NAME] table may set
+
+
+def settle_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a settle time (None: a number of seconds above 0)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        return f"settle must be a number of seconds greater than 0, not {value!r}"
+    return None
 
 
 def _services(value: ServiceTables) -> str | None:
     for name, table in value:
         keys = {key for key, _ in table}
-        if keys - {"wait"}:
-            return f'must be tables of `wait = "..."` per service; [{name}] has {sorted(keys)!r}'
+        if keys - set(SERVICE_KEYS):
+            return f'must be tables of `wait = "..."` and `settle = SECONDS` per service; [{name}] has {sorted(keys)!r}'
         wait = dict(table).get("wait")
         if wait is not None and (not isinstance(wait, str) or not _WAIT.match(wait)):
             return (
                 f'[{name}] wait must be one of "http://:PORT/PATH", "tcp://:PORT", "log:TEXT" or "exit:0", not {wait!r}'
             )
+        if "settle" in dict(table) and (problem := settle_problem(dict(table)["settle"])) is not None:
+            return f"[{name}] {problem}"
     return None
 
 
@@ -130,6 +140,15 @@ class Settings:
     ]
     acquire_timeout: Annotated[float, Key(120.0, "Seconds to wait for a free berth before failing.", _non_negative)]
     health_timeout: Annotated[float, Key(120.0, "Seconds every service has to become healthy.", _positive)]
+    settle: Annotated[
+        float,
+        Key(
+            2.0,
+            "Seconds a service with no health check, wait strategy or published port must keep running to count "
+            "as ready (per service: `settle` in `[tool.dockyard.services.NAME]` or `x-dockyard`).",
+            _positive,
+        ),
+    ]
     stop_timeout: Annotated[
         int, Key(1, "Seconds a container gets to stop on `down` before it is killed.", _non_negative)
     ]
@@ -187,8 +206,8 @@ class Settings:
         Key(
             {},
             'Per-service settings, `[tool.dockyard.services.NAME]`: `wait = "http://:8000/health"`, '
-            '`"tcp://:5432"`, `"log:TEXT"` or `"exit:0"` for a service without a health check '
-            "(JSON in the environment variable).",
+            '`"tcp://:5432"`, `"log:TEXT"` or `"exit:0"` for a service without a health check; `settle = SECONDS` '
+            "for one that falls back to a settle time (JSON in the environment variable).",
             _services,
         ),
     ]
@@ -198,7 +217,7 @@ class Settings:
         """The host ports of berth ``index``."""
         return self.port_range.block(index, self.block_size)
 
-    def service(self, name: str) -> dict[str, str]:
+    def service(self, name: str) -> dict[str, str | float]:
         """The ``[tool.dockyard.services.NAME]`` table of service ``name`` ({} when there is none)."""
         return dict(dict(self.services).get(name, ()))
 

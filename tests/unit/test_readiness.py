@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
 
-from dockyard.errors import ConfigError
+from dockyard.errors import ConfigError, DockyardError
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.project import ComposeProject
@@ -195,3 +196,49 @@ def test_settle_counts_running_time_and_restarts_the_count_on_a_restart() -> Non
     runs[0] = "run-2"  # restarted in between: the count starts again
     assert not strategy.check(target).ready
     assert strategy.check(Target(running("worker", "exited", 0), {}, cast(Any, Api()))).ready
+
+
+def test_settle_time_comes_from_the_setting_and_each_service_overrides_it(make_settings: MakeSettings) -> None:
+    settings = make_settings(settle=3.5)
+    settings.compose_files[0].write_text(
+        "services:\n  slow:\n    image: x\n    x-dockyard: {settle: 7}\n"
+        "  worker:\n    image: x\n  quick:\n    image: x\n"
+    )
+    config = {"services": {"slow": {"x-dockyard": {"settle": 7}}, "worker": {}, "quick": {}}}
+    with (settings.root / "pyproject.toml").open("a") as fh:
+        fh.write("[tool.dockyard.services.quick]\nsettle = 0.5\n")
+    settings = load_settings(settings.root, env={})
+    chooser = Chooser.of(ComposeModel(settings, config), settings)
+
+    chosen = {name: chooser(name, {}) for name in ("slow", "worker", "quick")}
+    assert {name: cast(Settle, s).seconds for name, s in chosen.items()} == {"slow": 7.0, "worker": 3.5, "quick": 0.5}
+    # The progress line says the settle time it waits for.
+    assert chosen["worker"].name.startswith("3.5s of running (the settle time")
+    # A service with a health check or published ports is not made to settle.
+    assert isinstance(chooser("quick", HEALTHCHECK), HealthCheck)
+    assert isinstance(chooser("slow", PUBLISHING), PortsServed)
+
+
+def test_the_settle_time_is_said_in_the_progress_line() -> None:
+    project, lines = FakeProject(running("worker")), list[str]()
+    reporter = as_reporter(Lines(lines.append))
+    readiness = Readiness(cast(ComposeProject, project), lambda: ["worker"], 30, reporter, Chooser(settle=0.2))
+    assert readiness.wait() is None
+    assert any("worker" in line and "waiting for 0.2s of running (the settle time" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("bad", [0, -1, "soon", True])
+def test_a_bad_settle_time_names_the_key(make_settings: MakeSettings, bad: object) -> None:
+    settings = make_settings()
+    with (settings.root / "pyproject.toml").open("a") as fh:
+        fh.write(f"[tool.dockyard.services.web]\nsettle = {json.dumps(bad)}\n")
+    with pytest.raises(ConfigError, match=r"services.*\[web\] settle must be a number of seconds greater than 0"):
+        load_settings(settings.root, env={})
+
+
+def test_a_bad_x_dockyard_settle_names_the_service_and_file(make_settings: MakeSettings) -> None:
+    settings = make_settings()
+    settings.compose_files[0].write_text("services:\n  app:\n    image: x\n    x-dockyard: {settle: -2}\n")
+    model = ComposeModel(settings, {"services": {"app": {"x-dockyard": {"settle": -2}}}})
+    with pytest.raises(DockyardError, match=r"x-dockyard.settle of service 'app' in compose.yaml:4: settle must be"):
+        Chooser.of(model, settings)

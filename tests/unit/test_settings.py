@@ -170,6 +170,8 @@ BAD = [
     Bad("negative stop_timeout", {"stop_timeout": -1}, {}, "stop_timeout", -1),
     Bad("negative acquire_timeout", {"acquire_timeout": -0.5}, {}, "acquire_timeout", -0.5),
     Bad("zero health_timeout", {"health_timeout": 0}, {}, "health_timeout", 0),
+    Bad("zero settle", {"settle": 0}, {}, "settle", 0),
+    Bad("env settle negative", {}, {"DOCKYARD_SETTLE": "-1"}, "settle", "-1"),
     Bad("runner not a mode", {"runner": "docker"}, {}, "runner", "docker"),
     Bad("env runner not a mode", {}, {"DOCKYARD_RUNNER": "dind"}, "runner", "dind"),
 ]

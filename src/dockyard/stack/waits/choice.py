@@ -3,7 +3,8 @@
 In order: the service's own ``wait`` (``[tool.dockyard.services.NAME]``, else ``x-dockyard``
 on the service); ``exit:0`` for a one-shot that another service depends on with
 ``service_completed_successfully``; its health check; its published TCP ports, served by the
-container itself; else a settle time of running.
+container itself; else a settle time of running: the service's own ``settle`` (the same two
+places), else the ``settle`` setting.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dockyard.errors import ConfigError, DockyardError
-from dockyard.settings import Settings
+from dockyard.settings import Settings, settle_problem
 from dockyard.stack.compose import ComposeModel, Finding
 from dockyard.stack.waits.exit import ExitZero
 from dockyard.stack.waits.healthcheck import HealthCheck, health_test
@@ -21,7 +22,7 @@ from dockyard.stack.waits.http import Http
 from dockyard.stack.waits.log import Log
 from dockyard.stack.waits.ports import PortsServed
 from dockyard.stack.waits.protocol import WaitStrategy
-from dockyard.stack.waits.settle import Settle
+from dockyard.stack.waits.settle import SETTLE, Settle
 from dockyard.stack.waits.tcp import Tcp, published_tcp
 
 SPECS = '"http://:PORT/PATH", "tcp://:PORT", "log:TEXT" or "exit:0"'
@@ -69,23 +70,56 @@ def wait_specs(model: ComposeModel, settings: Settings) -> dict[str, str]:
         spec = table.get("wait")
         if spec is None:
             continue
-        if parse(spec) is None:
+        if not isinstance(spec, str) or parse(spec) is None:
             raise ConfigError("services", {name: table}, f"wait must be one of {SPECS}")
         specs[name] = spec
     return specs
 
 
+def settle_times(model: ComposeModel, settings: Settings) -> dict[str, float]:
+    """Service -> its own settle time in seconds (``settle`` of its table), checked."""
+    times: dict[str, float] = {}
+    for name in model.services:
+        seconds = model.extension(name).get("settle")
+        if seconds is not None:
+            if (problem := settle_problem(seconds)) is not None:
+                raise DockyardError(
+                    f"x-dockyard.settle of service {name!r} in {model.locate('settle', seconds)}: {problem}",
+                    remedy="write the seconds it must keep running, e.g. `x-dockyard: {settle: 5}`",
+                )
+            times[name] = float(seconds)
+    for name, _ in settings.services:
+        seconds = settings.service(name).get("settle")
+        if seconds is not None:  # checked with the settings
+            times[name] = float(seconds)
+    return times
+
+
 class Chooser:
     """Picks each service's strategy (see the module's docstring)."""
 
-    def __init__(self, specs: Mapping[str, str] | None = None, one_shot: set[str] | None = None) -> None:
+    def __init__(
+        self,
+        specs: Mapping[str, str] | None = None,
+        one_shot: set[str] | None = None,
+        *,
+        settle: float = SETTLE,
+        settles: Mapping[str, float] | None = None,
+    ) -> None:
         self.specs = dict(specs or {})
         self.one_shot = set(one_shot or ())
+        self.settle = settle
+        self.settles = dict(settles or {})
 
     @classmethod
     def of(cls, model: ComposeModel, settings: Settings) -> Chooser:
         """The chooser of a project's configuration."""
-        return cls(wait_specs(model, settings), one_shots(model))
+        return cls(
+            wait_specs(model, settings),
+            one_shots(model),
+            settle=settings.settle,
+            settles=settle_times(model, settings),
+        )
 
     def __call__(self, service: str, info: dict[str, Any]) -> WaitStrategy:
         """A fresh strategy for ``service``, whose container's inspect output is ``info``."""
@@ -97,7 +131,7 @@ class Chooser:
             return HealthCheck()
         if ports := published_tcp(info):
             return PortsServed(ports)
-        return Settle()
+        return Settle(self.settles.get(service, self.settle))
 
 
 def choose(service: str, info: dict[str, Any]) -> WaitStrategy:

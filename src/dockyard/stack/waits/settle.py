@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from dockyard.stack.waits.protocol import Seen, Target
 
-SETTLE = 2.0  # seconds a container must keep running: a crash at start happens well within it
+# Seconds a container must keep running, unless the `settle` setting says otherwise: a crash at
+# start happens well within it.
+SETTLE = 2.0
 
 
 class Settle:
@@ -16,7 +18,7 @@ class Settle:
     def __init__(self, seconds: float = SETTLE, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self.clock = clock
-        self.name = f"{seconds:g}s of running (no health check, wait strategy or published port)"
+        self.name = f"{seconds:g}s of running (the settle time: no health check, wait strategy or published port)"
         self._since: dict[str, float] = {}  # StartedAt of a run -> when it was first seen running here
 
     def check(self, target: Target) -> Seen:
