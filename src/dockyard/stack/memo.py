@@ -35,7 +35,9 @@ from dockyard.dirs import ensure_lock_dir
 from dockyard.errors import LockDirError
 from dockyard.settings import Settings
 
-_FORMAT = 3  # 2: a projection of the configuration, not the whole of it; 3: digests of the variables
+# 2: a projection of the configuration, not the whole of it; 3: digests of the variables;
+# 4: services' x-dockyard tables in the projection.
+_FORMAT = 4
 _KEY_NAME = ".key"  # the digest key, in the entries' directory
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 # Where the docker CLI looks for its Compose plugin, after $DOCKER_CONFIG/cli-plugins.
@@ -132,6 +134,11 @@ def _inputs(settings: Settings) -> dict[str, str | None]:
         if found[key] is not None and path.suffix in (".yml", ".yaml"):
             todo += _referenced(path, project_dir)
     return found
+
+
+def input_files(settings: Settings) -> list[Path]:
+    """The compose files and every file they pull in (``include``, ``extends``, ``env_file``) that exists."""
+    return [Path(path) for path, digest in _inputs(settings).items() if digest is not None]
 
 
 def _key(folder: Path) -> bytes:
