@@ -83,9 +83,26 @@ def summarise(
         shown = ", ".join(str(p) for p in artifacts[:3]) + more
         fields.append(("artifacts", shown))
     if covered is not None:
-        fields.append(("coverage", f"{covered.percent:.0f}% of the measured services' lines ({covered.data_file})"))
-        fields.append(("coverage report", f"{covered.html} and {covered.xml}"))
+        took = f", combined in {timings['coverage']:.2f}s" if "coverage" in timings else ""
+        fields.append(("coverage", f"{covered.percent:.0f}% of the measured lines{took} ({_near(covered.data_file)})"))
+        fields.append(("coverage report", f"{_near(covered.html)} and {_near(covered.xml)}"))
     summary(f"run {status}", fields)
+
+
+def _near(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it (as coverage.py names files)."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+def _collect(stack: Stack, timings: dict[str, float]) -> CoverageResult | None:
+    """The measured services' coverage, combined once the stack is down (timed); None unmeasured."""
+    if stack.coverage is None:
+        return None
+    t0 = time.monotonic()
+    try:
+        return collect(stack.coverage)
+    finally:
+        timings["coverage"] = time.monotonic() - t0
 
 
 def _show_coverage(stack: Stack, covered: CoverageResult | None) -> None:
@@ -217,7 +234,7 @@ def run(  # noqa: PLR0915 - one session's phases, in the order they happen
                     t0 = time.monotonic()
                     stack.down()
                     timings["down"] = time.monotonic() - t0
-            covered = collect(stack.coverage) if stack.coverage is not None else None
+            covered = _collect(stack, timings)
             _write_report(stack, timings, code, held_since)
             _show_coverage(stack, covered)
             summarise(berth, timings, code, artifacts_since(settings.artifacts_dir, held_since), covered)
