@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import coverage
 import pytest
 
-from dockyard.errors import ConfigError
+from dockyard.errors import ConfigError, DockyardError
 from dockyard.sessions.coverage import collect
+from dockyard.sessions.run import run
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.coverage import MOUNT, Measured, ServiceCoverage, measured_services, rc_text
@@ -170,3 +173,18 @@ def test_collect_of_no_data_says_none_and_still_removes_the_dir(make_settings: M
     plan.prepare()
     assert collect(plan) is None
     assert not plan.dir.exists()
+
+
+def test_cov_refuses_a_kept_stack_and_a_host_without_coverage(
+    make_settings: MakeSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings()
+    with pytest.raises(DockyardError, match="--cov needs a stack of its own") as caught:
+        run(settings, ["true"], reuse=True, cov=True)
+    assert caught.value.remedy == "leave out --reuse (or --cov)"
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "coverage" else real(name, *a))
+    with pytest.raises(DockyardError, match=r"needs coverage\.py on the host") as missing:
+        run(replace(settings, coverage=True), ["true"])
+    assert "dockyard[coverage]" in (missing.value.remedy or "")
