@@ -75,13 +75,14 @@ def e2e(session: nox.Session) -> None:
     """The demo journeys: one berth, images built if missing, stack up, tests, teardown.
 
     `-- --reuse` runs them against the stack `dockyard up` keeps for this checkout instead
-    (left up afterwards); further arguments go to pytest.
+    (left up afterwards); `-- --cov` runs auth and backend under coverage.py and reports the
+    lines of demo/ the journeys ran (in .dockyard/coverage); further arguments go to pytest.
     """
     _install(session)
     _docker_ready(session)
-    reuse = ["--reuse"] if "--reuse" in session.posargs else []
-    pytest_args = [a for a in session.posargs if a != "--reuse"]
-    session.run("dockyard", "run", *reuse, "--", "pytest", "tests/e2e", *pytest_args)
+    ours = [a for a in session.posargs if a in ("--reuse", "--cov")]
+    pytest_args = [a for a in session.posargs if a not in ours]
+    session.run("dockyard", "run", *ours, "--", "pytest", "tests/e2e", *pytest_args)
 
 
 @nox.session(name="e2e-parallel")

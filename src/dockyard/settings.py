@@ -79,9 +79,12 @@ def _prefix(value: str) -> str | None:
 
 # What a wait strategy looks like; dockyard.stack.waits parses it (this only checks the shape).
 _WAIT = re.compile(r"^(http://:\d{1,5}(/\S*)?|tcp://:\d{1,5}|log:.+|exit:0)$")
+# Where a measured service's sources are: the host directory (relative to the project root, or
+# absolute; default the root) and, after the colon, the absolute directory inside its container.
+_COVERAGE = re.compile(r"^([^:]+:)?/\S*$")
 # (service, ((key, value), ...)) pairs, sorted: a mapping would make Settings unhashable.
 ServiceTables = tuple[tuple[str, tuple[tuple[str, str | float], ...]], ...]
-SERVICE_KEYS = ("wait", "settle")  # what a [tool.dockyard.services.NAME] table may set
+SERVICE_KEYS = ("wait", "settle", "coverage")  # what a [tool.dockyard.services.NAME] table may set
 
 
 def settle_problem(value: object) -> str | None:
@@ -95,7 +98,13 @@ def _services(value: ServiceTables) -> str | None:
     for name, table in value:
         keys = {key for key, _ in table}
         if keys - set(SERVICE_KEYS):
-            return f'must be tables of `wait = "..."` and `settle = SECONDS` per service; [{name}] has {sorted(keys)!r}'
+            return (
+                'must be tables of `wait = "..."`, `settle = SECONDS` and `coverage = "..."` per service; '
+                f"[{name}] has {sorted(keys)!r}"
+            )
+        cov = dict(table).get("coverage")
+        if cov is not None and (not isinstance(cov, str) or not _COVERAGE.match(cov)):
+            return f'[{name}] coverage must be "HOST_DIR:/CONTAINER_DIR" or "/CONTAINER_DIR", not {cov!r}'
         wait = dict(table).get("wait")
         if wait is not None and (not isinstance(wait, str) or not _WAIT.match(wait)):
             return (
@@ -207,8 +216,24 @@ class Settings:
             {},
             'Per-service settings, `[tool.dockyard.services.NAME]`: `wait = "http://:8000/health"`, '
             '`"tcp://:5432"`, `"log:TEXT"` or `"exit:0"` for a service without a health check; `settle = SECONDS` '
-            "for one that falls back to a settle time (JSON in the environment variable).",
+            'for one that falls back to a settle time; `coverage = "HOST_DIR:/CONTAINER_DIR"`: where its Python '
+            "sources are, to measure it with `coverage` on (JSON in the environment variable).",
             _services,
+        ),
+    ]
+    coverage: Annotated[
+        bool,
+        Key(
+            False,
+            "`dockyard run` runs the services that name a `coverage` source under coverage.py and combines "
+            "their data on the host after teardown (as `--cov` does).",
+        ),
+    ]
+    coverage_dir: Annotated[
+        Path,
+        Key(
+            ".dockyard/coverage",
+            "Where the services' combined coverage data and reports are written, relative to the project root.",
         ),
     ]
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)

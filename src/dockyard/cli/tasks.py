@@ -273,6 +273,7 @@ def _compose_works() -> bool:
         "env_file": "Also write the command's DOCKYARD_<SERVICE>_<PORT> variables to this dotenv file.",
         "in": "Run the command in a one-off container of this service, on the stack's networks.",
         "copy_out": "With --in: copy CONTAINER_PATH:HOST_PATH out after the command (reports); repeatable.",
+        "cov": "Run the services that name a `coverage` source under coverage.py; report their lines after teardown.",
     },
     iterable=["copy_out"],
 )
@@ -284,6 +285,7 @@ def run(  # noqa: PLR0917 - invoke passes every option by keyword; the signature
     env_file: str = "",
     in_: str = "",
     copy_out: list[str] | None = None,
+    cov: bool = False,
 ) -> None:
     """Run the command after `--` with a berth held and the stack up, then tear down."""
     code = run_command(
@@ -293,6 +295,7 @@ def run(  # noqa: PLR0917 - invoke passes every option by keyword; the signature
         reuse=reuse,
         env_file=Path(env_file) if env_file else None,
         inside=(in_, copy_out or []) if in_ else None,
+        cov=cov,
     )
     if code:
         raise Exit(code=code)

@@ -79,7 +79,13 @@ def running_stack(
 
 def hand_down(stack: Stack) -> dict[str, str]:
     """Environment for a child process that should use this running stack."""
-    data = {**stack.describe(), "lock_path": str(stack.berth.lock_path), "record": stack.berth.record.to_json()}
+    data = {
+        **stack.describe(),
+        "lock_path": str(stack.berth.lock_path),
+        "record": stack.berth.record.to_json(),
+        # A child that stops or restarts a measured service gives it time to write its data.
+        "coverage": stack.coverage is not None,
+    }
     return {BERTH_ENV: json.dumps(data)}
 
 
@@ -89,10 +95,13 @@ def handed_down(settings: Settings) -> Stack | None:
     if not raw:
         return None
     data = json.loads(raw)
-    return stack_of(settings, LeaseRecord.from_json(data["record"]), Path(data["lock_path"]))
+    record = LeaseRecord.from_json(data["record"])
+    return stack_of(settings, record, Path(data["lock_path"]), coverage=bool(data.get("coverage")))
 
 
-def stack_of(settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Reporter = SILENT) -> Stack:
+def stack_of(
+    settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Reporter = SILENT, coverage: bool = False
+) -> Stack:
     """The stack in a berth another process holds (its lease record and lock), to act on it."""
     berth = Berth(record.index, record.project, record.port_block, lock_path, record)
-    return Stack(settings, berth, progress=progress)
+    return Stack(settings, berth, progress=progress, coverage=coverage)

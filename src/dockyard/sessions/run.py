@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from dockyard.host import die_with_parent
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
 from dockyard.sessions.api import docker_reaper, hand_down
+from dockyard.sessions.coverage import CoverageResult, collect, require_coverage
 from dockyard.sessions.env import port_environment, write_env_file
 from dockyard.sessions.inside import run_inside
 from dockyard.sessions.phases import Marking, mark
@@ -57,7 +59,13 @@ def _write_report(stack: Stack, timings: Mapping[str, float], code: int | None, 
     tmp.replace(path)  # the reader polls for the file: it must never see half of it
 
 
-def summarise(berth: Berth, timings: Mapping[str, float], code: int, artifacts: Sequence[Path]) -> None:
+def summarise(
+    berth: Berth,
+    timings: Mapping[str, float],
+    code: int,
+    artifacts: Sequence[Path],
+    covered: CoverageResult | None = None,
+) -> None:
     """The end-of-run summary on stderr: berth, stack ready time, the command's exit, teardown, artifacts."""
     status = "passed" if code == 0 else f"killed by signal {-code}" if code < 0 else "failed"
     fields: list[tuple[str, object]] = [
@@ -74,7 +82,41 @@ def summarise(berth: Berth, timings: Mapping[str, float], code: int, artifacts: 
         more = f" and {len(artifacts) - 3} more" if len(artifacts) > 3 else ""
         shown = ", ".join(str(p) for p in artifacts[:3]) + more
         fields.append(("artifacts", shown))
+    if covered is not None:
+        took = f", combined in {timings['coverage']:.2f}s" if "coverage" in timings else ""
+        fields.append(("coverage", f"{covered.percent:.0f}% of the measured lines{took} ({_near(covered.data_file)})"))
+        fields.append(("coverage report", f"{_near(covered.html)} and {_near(covered.xml)}"))
     summary(f"run {status}", fields)
+
+
+def _near(path: Path) -> Path:
+    """``path`` relative to the working directory when it is under it (as coverage.py names files)."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
+def _collect(stack: Stack, timings: dict[str, float]) -> CoverageResult | None:
+    """The measured services' coverage, combined once the stack is down (timed); None unmeasured."""
+    if stack.coverage is None:
+        return None
+    t0 = time.monotonic()
+    try:
+        return collect(stack.coverage)
+    finally:
+        timings["coverage"] = time.monotonic() - t0
+
+
+def _show_coverage(stack: Stack, covered: CoverageResult | None) -> None:
+    """The services' coverage table on stderr (before the summary), or why there is none."""
+    if stack.coverage is None:
+        return
+    if covered is None:
+        say(f"no coverage data from {', '.join(stack.coverage.services)}: is coverage.py installed in their images?")
+        return
+    for service in covered.silent:
+        say(f"no coverage data from {service}: is coverage.py installed in its image?")
+    say(f"coverage of {', '.join(stack.coverage.services)} ({covered.data_files} process data files combined):")
+    sys.stderr.write(covered.report)
+    sys.stderr.flush()
 
 
 def child_env(stack: Stack, env_file: Path | None) -> dict[str, str]:
@@ -117,6 +159,19 @@ def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None, ins
     return code
 
 
+def _measuring(settings: Settings, *, cov: bool, up: bool, reuse: bool) -> bool:
+    """Whether this run measures its services (``--cov`` or the key), checked before anything starts."""
+    measure = (cov or settings.coverage) and up
+    if measure and reuse:
+        raise DockyardError(
+            "--cov needs a stack of its own: a kept stack runs its services unmeasured",
+            remedy="leave out --reuse (or --cov)",
+        )
+    if measure:
+        require_coverage()
+    return measure
+
+
 def run(  # noqa: PLR0915 - one session's phases, in the order they happen
     settings: Settings,
     command: Sequence[str],
@@ -125,18 +180,22 @@ def run(  # noqa: PLR0915 - one session's phases, in the order they happen
     reuse: bool = False,
     env_file: Path | None = None,
     inside: Inside = None,
+    cov: bool = False,
 ) -> int:
     """Run ``command`` with a berth (and, with ``up``, the stack) held; its exit code.
 
     ``reuse``: against the stack `dockyard up` keeps for this project, when there is one
     that can be used (see ``sessions/reuse.py``). ``env_file``: also write the command's
     port variables there, as a dotenv file. ``inside``: (service, copy-out specs): run it in
-    a one-off container of that service instead (``sessions/inside.py``).
+    a one-off container of that service instead (``sessions/inside.py``). ``cov`` (or the
+    ``coverage`` key): run the measured services under coverage.py and report what they ran
+    (``sessions/coverage.py``).
     """
     if not command:
         raise DockyardError("nothing to run", remedy="give a command after `--`, e.g. `dockyard run -- pytest`")
     if inside is not None and not up:
         raise DockyardError("--in needs the stack up", remedy="leave out --no-up")
+    measure = _measuring(settings, cov=cov, up=up, reuse=reuse)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     timings: dict[str, float] = {}
     try:
@@ -150,12 +209,13 @@ def run(  # noqa: PLR0915 - one session's phases, in the order they happen
         berth = leasing.acquire(settings, reaper=docker_reaper)
         timings["acquire"] = time.monotonic() - t0
         held_since = time.time()
+        stack: Stack | None = None
         try:
             watch(berth)
             # The live display (on a terminal) ends once the stack is up: the command gets the terminal.
             mark("up")
             with reporter() as progress:
-                stack = Stack(settings, berth, progress=Marking(progress))
+                stack = Stack(settings, berth, progress=Marking(progress), coverage=measure)
                 if berth.stale is not None:
                     say(f"berth {berth.index}: reaped what pid {berth.stale.pid} left behind")
                 if up:
@@ -174,10 +234,14 @@ def run(  # noqa: PLR0915 - one session's phases, in the order they happen
                     t0 = time.monotonic()
                     stack.down()
                     timings["down"] = time.monotonic() - t0
+            covered = _collect(stack, timings)
             _write_report(stack, timings, code, held_since)
-            summarise(berth, timings, code, artifacts_since(settings.artifacts_dir, held_since))
+            _show_coverage(stack, covered)
+            summarise(berth, timings, code, artifacts_since(settings.artifacts_dir, held_since), covered)
             return code
         finally:
+            if stack is not None and stack.coverage is not None:
+                stack.coverage.remove()  # a start that failed, or an interrupted run: nothing to report
             mark("release")
             berth.release()
     except Terminated:

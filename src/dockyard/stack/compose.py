@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,10 +309,18 @@ class ComposeModel:
         """``path`` relative to the project root when it is under it."""
         return str(path.relative_to(self.settings.root)) if path.is_relative_to(self.settings.root) else str(path)
 
-    def override(self, project: str, block: PortBlock, labels: Mapping[str, str], address: str = "127.0.0.1") -> str:
+    def override(
+        self,
+        project: str,
+        block: PortBlock,
+        labels: Mapping[str, str],
+        address: str = "127.0.0.1",
+        extra: Mapping[str, Sequence[str]] | None = None,
+    ) -> str:
         """The override file of one berth, as YAML text (JSON scalars are valid YAML).
 
         Published ports bind to ``address``: loopback, unless the engine's host is another one.
+        ``extra``: more lines of a service's entry, by service (the coverage mount and variables).
         """
         ports = self.port_map(block)
         images = {spec.service: spec.image for spec in self.build_specs()}
@@ -327,6 +335,7 @@ class ComposeModel:
             if name in images:
                 lines.append(f"    image: {json.dumps(images[name])}")
             lines += ["    labels:", *label_lines]
+            lines += (extra or {}).get(name, [])
         for kind in ("networks", "volumes"):
             owned = [k for k, spec in (self.shape.get(kind) or {}).items() if not (spec or {}).get("external")]
             if owned:

@@ -21,7 +21,8 @@ class Control:
     def stop(self, *services: str) -> None:
         """Stop ``services`` (they keep their state)."""
         compose = self.project.compose.compose
-        self.project.run("stop", lambda: compose.stop(list(services), timeout=self.settings.stop_timeout))
+        timeout = self.lifecycle.stop_timeout(services)
+        self.project.run("stop", lambda: compose.stop(list(services), timeout=timeout))
 
     def start(self, *services: str) -> None:
         """Start stopped ``services`` and wait until they are ready."""
@@ -32,7 +33,8 @@ class Control:
     def restart(self, *services: str) -> None:
         """Restart ``services`` (default all) and wait until they are ready."""
         compose = self.project.compose.compose
-        self.project.run("restart", lambda: compose.restart(list(services) or None, timeout=self.settings.stop_timeout))
+        timeout = self.lifecycle.stop_timeout(services)
+        self.project.run("restart", lambda: compose.restart(list(services) or None, timeout=timeout))
         self.lifecycle.wait(services)
 
     def refresh(self, *services: str) -> None:

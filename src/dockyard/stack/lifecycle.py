@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import signal
 import threading
@@ -17,6 +18,7 @@ from dockyard.pool.leasing import image_sources, share_images
 from dockyard.settings import Settings
 from dockyard.stack.attach import attach_runner, detach_runner
 from dockyard.stack.compose import ComposeModel
+from dockyard.stack.coverage import STOP_TIMEOUT
 from dockyard.stack.override import Override
 from dockyard.stack.project import ComposeProject
 from dockyard.stack.readiness import Readiness, Unready
@@ -83,10 +85,16 @@ class Lifecycle:
         if (note := publish_note(berth.engine)) is not None and note not in _SAID:
             _SAID.add(note)
             self.progress(note)
+        coverage = self.override.coverage
+        if coverage is not None:
+            coverage.prepare()
         self.override.write()
         try:
             if build:
                 self.build()
+                if coverage is not None:
+                    # Now that the images exist, PYTHONPATH can keep what a new one sets.
+                    self.override.write()
             self.progress.stack_starting(self.project.name, sorted(self.model.services), berth.port_block)
             # Compose creates everything (networks, volumes, containers) in one call; dockyard
             # then starts the containers level by level of `depends_on`, looking at each
@@ -136,6 +144,12 @@ class Lifecycle:
         with signals_deferred():
             detach_runner(self.project, self.settings.runner, self.progress)
             try:
+                if self.override.coverage is not None:
+                    # Measured services first, and given time: their data is written as they stop.
+                    # A failed stop changes nothing below: `down` and the sweep remove them anyway.
+                    measured = self.override.coverage.services
+                    with contextlib.suppress(DockerException):
+                        self.project.compose.compose.stop(measured, timeout=self.stop_timeout(measured))
                 self.project.compose.compose.down(
                     remove_orphans=True, volumes=True, timeout=self.settings.stop_timeout, quiet=True
                 )
@@ -153,6 +167,13 @@ class Lifecycle:
                     self.project.berth.keep_record = True
                     raise
                 self.override.remove()
+
+    def stop_timeout(self, services: Sequence[str] = ()) -> int:
+        """Seconds ``services`` (default all) get to stop before they are killed."""
+        coverage = self.override.coverage
+        if coverage is not None and (not services or set(services) & set(coverage.services)):
+            return max(self.settings.stop_timeout, STOP_TIMEOUT)
+        return self.settings.stop_timeout
 
     def _sweep(self) -> None:
         """Remove everything labelled with this lease; :class:`DockerUnavailable` if the engine is gone."""

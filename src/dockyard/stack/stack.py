@@ -3,7 +3,8 @@
 Each role is a module of its own: :mod:`~dockyard.stack.addresses` (ports, URLs, ``--json``),
 :mod:`~dockyard.stack.override` (the override file), :mod:`~dockyard.stack.lifecycle` (up and
 down), :mod:`~dockyard.stack.readiness` (waiting by strategy), :mod:`~dockyard.stack.evidence`
-(the error and bundle of a failed start) and :mod:`~dockyard.stack.control` (single services),
+(the error and bundle of a failed start), :mod:`~dockyard.stack.control` (single services) and
+:mod:`~dockyard.stack.coverage` (services run under coverage.py),
 all talking to Compose through :mod:`~dockyard.stack.project`.
 """
 
@@ -19,6 +20,7 @@ from dockyard.settings import Settings
 from dockyard.stack.addresses import Addresses
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.control import Control
+from dockyard.stack.coverage import ServiceCoverage
 from dockyard.stack.evidence import Evidence
 from dockyard.stack.lifecycle import Lifecycle
 from dockyard.stack.masking import StackRedactor
@@ -51,13 +53,16 @@ class Stack:
         *,
         model: ComposeModel | None = None,
         progress: Reporter | Callable[[str], None] = SILENT,
+        coverage: bool = False,
     ) -> None:
+        """``coverage``: run the measured services under coverage.py (see :mod:`~dockyard.stack.coverage`)."""
         self.settings = settings
         self.berth = berth
         self.progress = as_reporter(progress)
         self.model = model or ComposeModel.load(settings)
         self.redact = StackRedactor(self.model)
-        self.override = Override(self.model, berth)
+        self.coverage = ServiceCoverage(settings, self.model, berth) if coverage else None
+        self.override = Override(self.model, berth, coverage=self.coverage)
         self.compose_project = ComposeProject(settings, berth, self.override.path, self.redact)
         self.addresses = Addresses(settings, berth, self.model, self.compose_project)
         self.readiness = Readiness(
