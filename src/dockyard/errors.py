@@ -208,6 +208,28 @@ class NoFreeBerth(DockyardError, TimeoutError):
         self.lock_dir = lock_dir
 
 
+# Engine messages whose cause is known, and what fixes it. All of them are Podman's: its Docker
+# API refuses a few things Docker Engine does without asking.
+ENGINE_FAULTS = (
+    (
+        "container-init binary not found",
+        "the engine (Podman) has no init binary for a service's `init: true`: install catatonit on the engine's"
+        " host (Debian/Ubuntu: `apt-get install catatonit`), or drop `init: true`",
+    ),
+    (
+        "error setting rlimit",
+        "the engine gives containers a ulimit above the hard limit it runs under (Podman's default nofile/nproc"
+        " of 1048576 where the host allows less): set `default_ulimits` in containers.conf to at most"
+        " `ulimit -Hn` / `ulimit -Hu` of the Podman service (or `ulimits:` on the service), then restart Podman",
+    ),
+)
+
+
+def engine_remedy(text: str) -> str | None:
+    """The fix for a known engine fault that ``text`` (an engine's error) shows, if any."""
+    return next((remedy for needle, remedy in ENGINE_FAULTS if needle in text), None)
+
+
 class StackUnhealthy(DockyardError):
     """A service did not become healthy, or exited, while the stack started."""
 
@@ -216,8 +238,8 @@ class StackUnhealthy(DockyardError):
     bundle: str | None
 
     def __init__(self, message: str, *, services: Iterable[str], bundle: str | None) -> None:
-        remedy = f"see the artifact bundle in {bundle}" if bundle else None
-        super().__init__(message, remedy=remedy)
+        remedies = [engine_remedy(message), f"see the artifact bundle in {bundle}" if bundle else None]
+        super().__init__(message, remedy="; ".join(r for r in remedies if r) or None)
         self.services = tuple(services)
         self.bundle = bundle
 
@@ -232,7 +254,7 @@ class ComposeError(DockyardError):
         tail = "\n".join(stderr.strip().splitlines()[-10:])
         super().__init__(
             f"`{action}` failed (exit {returncode}): {' '.join(command)}\n{tail}",
-            remedy="run `dockyard validate` to check the compose files and the engine",
+            remedy=engine_remedy(tail) or "run `dockyard validate` to check the compose files and the engine",
         )
         self.returncode = returncode
         self.stderr_tail = tail

@@ -29,6 +29,7 @@ from dockyard.errors import DockerUnavailable
 from dockyard.host import own_addresses
 
 if TYPE_CHECKING:
+    from docker import APIClient
     from docker import DockerClient as SdkClient
 
 MIN_COMPOSE = (2, 24, 4)  # first release that understands the `!override` tag of our override files
@@ -338,3 +339,15 @@ def preflight(engine: Engine | None = None) -> SdkClient:
     client = sdk(engine)
     compose_version()
     return client
+
+
+def is_podman(api: APIClient) -> bool:
+    """Whether ``api`` talks to Podman's Docker-compatible service rather than to Docker Engine."""
+    key = str(api.base_url)
+    if key not in _PODMAN:
+        components = api.version().get("Components") or []
+        _PODMAN[key] = any("podman" in str(c.get("Name", "")).lower() for c in components)
+    return _PODMAN[key]
+
+
+_PODMAN: dict[str, bool] = {}

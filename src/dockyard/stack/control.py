@@ -25,10 +25,17 @@ class Control:
         self.project.run("stop", lambda: compose.stop(list(services), timeout=timeout))
 
     def start(self, *services: str) -> None:
-        """Start stopped ``services`` and wait until they are ready."""
-        compose = self.project.compose.compose
-        self.project.run("start", lambda: compose.start(list(services)))
-        self.lifecycle.wait(services)
+        """Start stopped ``services`` and wait until they are ready.
+
+        Through the engine API, as ``up`` starts each level: `compose start` first waits for the
+        services' dependencies to be healthy by the engine's own checks, which Podman without
+        systemd never runs, and Docker only at the check's interval.
+        """
+        wanted = set(services or self.lifecycle.model.services)
+        for level in self.lifecycle.model.start_levels():  # each after the ones it depends on
+            if chosen := [name for name in level if name in wanted]:
+                self.lifecycle.start_level(chosen)
+                self.lifecycle.wait(chosen)
 
     def restart(self, *services: str) -> None:
         """Restart ``services`` (default all) and wait until they are ready."""

@@ -95,6 +95,23 @@ def settle_times(model: ComposeModel, settings: Settings) -> dict[str, float]:
     return times
 
 
+def health_tests(model: ComposeModel) -> dict[str, list[str]]:
+    """Service -> its health-check test as the compose files wrote it (``CMD``/``CMD-SHELL`` form).
+
+    The engine's copy is not always the same: Podman's Docker API splits a ``CMD`` test's
+    arguments at their spaces (containers/podman#26519), so a check that passes under Docker
+    fails there, whereas this copy runs the command the user wrote.
+    """
+    tests = {}
+    for name, svc in (model.config.get("services") or {}).items():
+        test = (svc.get("healthcheck") or {}).get("test")
+        if isinstance(test, str):
+            test = ["CMD-SHELL", test]
+        if isinstance(test, list) and test[:1] in (["CMD"], ["CMD-SHELL"]) and all(isinstance(t, str) for t in test):
+            tests[name] = list(test)
+    return tests
+
+
 class Chooser:
     """Picks each service's strategy (see the module's docstring)."""
 
@@ -105,11 +122,13 @@ class Chooser:
         *,
         settle: float = SETTLE,
         settles: Mapping[str, float] | None = None,
+        tests: Mapping[str, list[str]] | None = None,
     ) -> None:
         self.specs = dict(specs or {})
         self.one_shot = set(one_shot or ())
         self.settle = settle
         self.settles = dict(settles or {})
+        self.tests = dict(tests or {})
 
     @classmethod
     def of(cls, model: ComposeModel, settings: Settings) -> Chooser:
@@ -119,6 +138,7 @@ class Chooser:
             one_shots(model),
             settle=settings.settle,
             settles=settle_times(model, settings),
+            tests=health_tests(model),
         )
 
     def __call__(self, service: str, info: dict[str, Any]) -> WaitStrategy:
@@ -128,7 +148,7 @@ class Chooser:
         if service in self.one_shot:
             return ExitZero()
         if health_test(info):
-            return HealthCheck()
+            return HealthCheck(self.tests.get(service))
         if ports := published_tcp(info):
             return PortsServed(ports)
         return Settle(self.settles.get(service, self.settle))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from dockyard.engine.endpoints import is_podman
 from dockyard.stack.waits.protocol import Seen, Target
 from dockyard.stack.waits.tcp import refused_port
+
+if TYPE_CHECKING:
+    from docker import APIClient
 
 EXEC_POLL = 0.01  # seconds between looks at a running health-check command (most take ~50 ms)
 
@@ -27,6 +32,9 @@ class HealthCheck:
 
     name = "health check"
 
+    def __init__(self, test: list[str] | None = None) -> None:
+        self.test = test  # as the compose files wrote it; else the engine's copy in the inspect output
+
     def check(self, target: Target) -> Seen:
         """Look at the engine's verdict, else run the check once."""
         state = target.state
@@ -34,7 +42,7 @@ class HealthCheck:
             return Seen(ready=True)
         if state.state != "running":
             return Seen.not_yet(f"container is {state.state}")
-        test = health_test(target.info)
+        test = self.test or health_test(target.info)
         if not test:
             return Seen.not_yet("the container has no health check")
         if (port := refused_port(target.info)) is not None:
@@ -55,6 +63,8 @@ def run_check(target: Target, command: list[str], limit: float) -> int | None:
     api = target.api
     container = target.state.container
     try:
+        if is_podman(api):
+            return _run_attached(api, container, command, limit)
         exec_id = api.exec_create(container, command, stdout=False, stderr=False)["Id"]
         # With no stream attached the engine answers at once, while the check still runs:
         # its exit code is there only once exec_inspect says it is no longer running.
@@ -68,3 +78,29 @@ def run_check(target: Target, command: list[str], limit: float) -> int | None:
         return int(code) if code is not None else None
     except APIError:
         return None  # the container is stopping or gone: the next look at its state says why
+
+
+def _run_attached(api: APIClient, container: str, command: list[str], limit: float) -> int | None:
+    """Podman's way: its detached execs report ``Running`` forever, and an attached one needs a stream.
+
+    The output stream is read to its end (the command's exit), to the check's own time limit.
+    """
+    exec_id = api.exec_create(container, command, stdout=True, stderr=False)["Id"]
+    sock = api.exec_start(exec_id, socket=True)
+    # docker-py hands over a SocketIO around the real socket (on a unix or TCP engine).
+    raw = cast(socket.socket, getattr(sock, "_sock", sock))
+    deadline = time.monotonic() + limit
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            raw.settimeout(left)
+            if not raw.recv(4096):
+                break
+        else:
+            return None
+    except TimeoutError:
+        return None  # a check that hangs has failed, as it would for the engine
+    finally:
+        sock.close()
+        raw.close()  # closing the SocketIO alone leaves the connection open
+    code = api.exec_inspect(exec_id).get("ExitCode")
+    return int(code) if code is not None else None
