@@ -16,6 +16,7 @@ at collection, and the timings are the point.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -32,6 +33,12 @@ from .harness import PortClaims, Tally, count_of, is_long, tally_if_any, tally_o
 # the host that removes the shared tag (or bootstraps it anew) mid-run only untags it then, and
 # no service of ours goes to pull it. Set before the test modules import IMAGE.
 integration.helpers.IMAGE = f"it{TOKEN}-chaos-base:dockyard"
+
+# A run started in the background by a non-interactive shell (`nox -s chaos &`, some CI steps)
+# has SIGINT ignored, and every session would inherit that: the Ctrl-C trials would test a
+# signal the session never sees. A session gets SIGINT at its default, as a terminal's has it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 __all__ = ["base_image", "make_project", "no_leftovers", "orphans_alone"]  # fixtures: pytest finds them here
 
