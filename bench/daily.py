@@ -20,15 +20,15 @@ stops the watch, which must leave nothing of its project.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,12 +57,12 @@ _STAMP_CMD = 'echo "$(date +%s.%N) $DOCKYARD_PROJECT $DOCKYARD_BACKEND_8000" >> 
 
 def pytest_cmd(*extra: str) -> list[str]:
     """Plain pytest of one quick e2e test, with the timing plugin."""
-    return [sys.executable, "-m", "pytest", *QUICK_TEST, "-q", "-p", "no:randomly", "-p", "bench.first_call", *extra]
+    return [sys.executable, "-m", "pytest", *QUICK_TEST, "-q", "-p", "bench.first_call", *extra]
 
 
 def first_call_parts(doc: dict[str, Any], began: float) -> dict[str, float]:
     """Seconds from ``began`` (the wall clock before the process started) to each moment the plugin wrote."""
-    moments = ("imported", "sessionstart", "collected", "first_setup", "first_call")
+    moments = ("imported", "plugins", "conftests", "sessionstart", "collected", "first_setup", "first_call")
     missing = [m for m in moments if not isinstance(doc.get(m), int | float)]
     if missing:
         raise BenchError(f"the first-call plugin wrote no {', '.join(missing)}: {str(doc)[:200]}")
@@ -143,7 +143,10 @@ def own_runs(bench: Bench, reps: int) -> None:
 def measure_reuse(bench: Bench, round_: int) -> None:
     """A and B, which first alternating by round (B runs while no kept stack is up)."""
     warm, own = (2, 1) if bench.quick else (3, 2)
-    steps = [lambda: warm_runs(bench, warm), lambda: own_runs(bench, own)]
+    steps: list[Callable[[], None]] = [
+        functools.partial(warm_runs, bench, warm),
+        functools.partial(own_runs, bench, own),
+    ]
     for step in steps if round_ % 2 else steps[::-1]:
         step()
 
@@ -185,7 +188,8 @@ def project_copy(into: Path) -> Path:
     pyproject = (ROOT / "pyproject.toml").read_text()
     if 'project_prefix = "demo"' not in pyproject:
         raise BenchError('pyproject.toml sets no `project_prefix = "demo"` for the copy to change')
-    (root / "pyproject.toml").write_text(pyproject.replace('project_prefix = "demo"', f'project_prefix = "{WATCH_PREFIX}"'))
+    own = pyproject.replace('project_prefix = "demo"', f'project_prefix = "{WATCH_PREFIX}"')
+    (root / "pyproject.toml").write_text(own)
     for compose_file in (root / "compose").glob("*.yml"):
         compose_file.write_text(compose_file.read_text().replace("dockyard-demo/", f"{WATCH_IMAGES}/"))
     (root / "tests").mkdir()

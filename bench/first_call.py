@@ -1,9 +1,10 @@
 """A pytest plugin the bench loads with ``-p bench.first_call``: when a session reaches its first test.
 
 It writes, as JSON to the file named by ``BENCH_FIRST_CALL``, the Unix times at which pytest
-imported it (the interpreter and pytest are up), began the session, finished collecting,
-began the first test's setup (where the session's stack fixture starts or finds a stack) and
-began the first test's call, plus the compose project of ``dockyard_stack`` when the first
+imported it (the interpreter and pytest are up), had loaded the installed plugins (entry
+points), had loaded the initial conftests, began the session, finished collecting, began the
+first test's setup (where the session's stack fixture starts or finds a stack) and began the
+first test's call, plus the compose project of ``dockyard_stack`` when the first
 test asked for it. Nothing else: the bench compares the times with its own clock.
 """
 
@@ -20,18 +21,26 @@ import pytest
 _TIMES: dict[str, Any] = {"imported": time.time()}
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:  # noqa: ARG001 - pytest's hook signature
+@pytest.hookimpl(hookwrapper=True)
+def pytest_load_initial_conftests() -> Generator[None, None, None]:
+    """The installed plugins are loaded (``-p`` ones come before them); then the initial conftests."""
+    _TIMES.setdefault("plugins", time.time())
+    yield
+    _TIMES.setdefault("conftests", time.time())
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
     """The session begins (plugins and conftests loaded)."""
     _TIMES.setdefault("sessionstart", time.time())
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:  # noqa: ARG001 - pytest's hook signature
+def pytest_collection_finish(session: pytest.Session) -> None:
     """Collection is done."""
     _TIMES.setdefault("collected", time.time())
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:  # noqa: ARG001 - pytest's hook signature
+def pytest_runtest_setup(item: pytest.Item) -> None:
     """The first test's fixtures are about to be set up."""
     _TIMES.setdefault("first_setup", time.time())
 
