@@ -3,7 +3,9 @@
 Targets are those of the benchmark issues, on this host: ready with every check at 1 s at most
 0.6x bare compose, down at most 1.0x, the start path at most 150 ms over a bare interpreter,
 fresh state at most 10 ms, one up + down at most 1.1x compose's host CPU-seconds, parallel
-never slower than one berth and within 0.9 of what the host's CPUs allow, a first run in 90 s.
+never slower than one berth and within 0.9 of what the host's CPUs allow, a first run in 90 s;
+the daily loop: a warm pytest at its first test within 1 s, watch re-running CMD within 1 s of
+a test edit and an edited service healthy again within 15 s.
 """
 
 from __future__ import annotations
