@@ -26,6 +26,7 @@ from typing import Any
 
 from bench import RESULTS, report, say
 from bench.chart import chart
+from bench.daily import measure_daily
 from bench.first_run import measure_first_run
 from bench.fresh import measure_fresh
 from bench.host import BASE_IMAGE, DEMO_FILES, compose_down_quietly, loadavg, versions
@@ -44,9 +45,10 @@ MEASUREMENTS: dict[str, Measurement] = {
     "ready": measure_ready,
     "fresh": measure_fresh,
     "parallel": measure_parallel,
+    "daily": measure_daily,
     "first-run": measure_first_run,
 }
-DEFAULT = ("images", "start-path", "ready", "fresh", "parallel")  # first-run only when asked: minutes
+DEFAULT = ("images", "start-path", "ready", "fresh", "parallel", "daily")  # first-run only when asked: minutes
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -3,7 +3,9 @@
 Targets are those of the benchmark issues, on this host: ready with every check at 1 s at most
 0.6x bare compose, down at most 1.0x, the start path at most 150 ms over a bare interpreter,
 fresh state at most 10 ms, one up + down at most 1.1x compose's host CPU-seconds, parallel
-never slower than one berth and within 0.9 of what the host's CPUs allow, a first run in 90 s.
+never slower than one berth and within 0.9 of what the host's CPUs allow, a first run in 90 s;
+the daily loop: a warm pytest at its first test within 1 s, watch re-running CMD within 1 s of
+a test edit and an edited service healthy again within 15 s.
 """
 
 from __future__ import annotations
@@ -225,6 +227,44 @@ SPECS: tuple[Spec, ...] = (
         a_label="3 x dockyard images",
         note="built exactly once",
         check="images.built_once",
+    ),
+    Spec(
+        phase="daily",
+        metric="warm reuse: pytest start to first test call (s)",
+        unit="s",
+        a="daily.first_call.warm",
+        a_label="pytest, stack kept by dockyard up",
+        b="daily.first_call.own",
+        b_label="pytest, a stack of its own",
+        compare="B/A",
+        target=Target("<=", 1.0, of="a"),
+    ),
+    Spec(
+        phase="daily",
+        metric="warm reuse: whole pytest run (s)",
+        unit="s",
+        a="daily.pytest.warm",
+        a_label="pytest, stack kept by dockyard up",
+        b="daily.pytest.own",
+        b_label="pytest, a stack of its own",
+        compare="B/A",
+        note="(context: speed-up)",
+    ),
+    Spec(
+        phase="daily",
+        metric="watch: test edit to CMD running again (s)",
+        unit="s",
+        a="daily.watch.test",
+        a_label="dockyard watch -- CMD",
+        target=Target("<=", 1.0, of="a"),
+    ),
+    Spec(
+        phase="daily",
+        metric="watch: service edit to healthy, CMD again (s)",
+        unit="s",
+        a="daily.watch.service",
+        a_label="dockyard watch --services backend",
+        target=Target("<=", 15, of="a"),
     ),
     Spec(
         phase="first-run",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from bench import BenchError
 from bench.cli import MEASUREMENTS
 from bench.cpu import busy_seconds
+from bench.daily import Stamp, first_call_parts, project_copy, stamps
 from bench.first_run import own_images
 from bench.host import interval_override
 from bench.images import tag_counts, tag_events
@@ -262,3 +264,27 @@ def test_the_report_shows_cpu_beside_wall_and_lists_failed_checks() -> None:
     assert "| 0.20 (A/B) | 3.00 / - | A/B <= 0.6 | met |" in text
     assert "git abc1234" in text
     assert "- **ready_ok.dockyard.own**: backend, auth /health in demo-20000" in text
+
+
+def test_stamps_read_whole_lines_only() -> None:
+    text = "1700000000.25 bench-watch-20000 127.0.0.1:20001\nnot a stamp\n1700000001.5 bench-watch-20000 127.0.0.1:20"
+    assert stamps(text) == [Stamp(1700000000.25, "bench-watch-20000", "127.0.0.1:20001")]  # the last is cut short
+
+
+def test_first_call_parts_are_seconds_from_the_start_and_name_what_is_missing() -> None:
+    moments = ("imported", "plugins", "conftests", "sessionstart", "collected", "first_setup", "first_call")
+    doc: dict[str, Any] = {m: 100.0 + i for i, m in enumerate(moments)} | {"project": "demo-20000"}
+    assert first_call_parts(doc, 99.5)["first_call"] == pytest.approx(6.5)
+    del doc["first_call"]
+    with pytest.raises(BenchError, match="first_call"):
+        first_call_parts(doc, 99.5)
+
+
+def test_the_watch_copy_has_its_own_prefix_and_images(tmp_path: Path) -> None:
+    root = project_copy(tmp_path)
+    assert 'project_prefix = "bench-watch"' in (root / "pyproject.toml").read_text()
+    compose = "".join(p.read_text() for p in (root / "compose").glob("*.yml"))
+    assert "dockyard-demo/" not in compose
+    assert "dockyard-bench-watch/backend:dev" in compose
+    assert (root / "demo" / "backend" / "app.py").is_file()
+    assert (root / ".dockerignore").is_file()

@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.engine.endpoints import preflight
+from dockyard.engine.endpoints import sdk
 from dockyard.engine.images import outdated
 from dockyard.errors import ComposeError, DockyardError
 from dockyard.sessions import keeper_client as keeper
@@ -149,14 +149,16 @@ def _config_hashes(stack: Stack) -> dict[str, str]:
 
 def drift(stack: Stack) -> list[Drift]:
     """What of ``stack`` no longer matches the project's compose files, images and build contexts."""
-    from docker.errors import NotFound  # noqa: PLC0415 - preflight() imports docker-py anyway
+    from docker.errors import NotFound  # noqa: PLC0415 - sdk() imports docker-py anyway
 
     # Two Compose processes (~150 ms each) run beside the engine calls: the config hashes, and
     # the complete configuration, which fresh state reads next (its PostgreSQL credentials).
     with ThreadPoolExecutor(max_workers=2) as pool:
         hashing = pool.submit(_config_hashes, stack)
         pool.submit(lambda: stack.model.config)
-        client = preflight(stack.berth.engine)
+        # The SDK alone: `docker compose version` (another Compose process) was checked by the
+        # `dockyard up` that started this stack, and the hashes above run Compose anyway.
+        client = sdk(stack.berth.engine)
         rows = client.api.containers(all=True, filters={"label": [f"com.docker.compose.project={stack.project}"]})
         running = {
             r["Labels"].get("com.docker.compose.service", "?"): r
