@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -131,3 +133,30 @@ def test_the_package_metadata_pypi_and_pytest_read() -> None:
     licence = (ROOT / "LICENSE").read_text()
     assert licence.startswith("MIT License")
     assert "dockyard contributors" in licence
+
+
+_LATE_SIGINT = """
+import atexit, os, signal, sys, time
+print("work done")
+{arm}
+def late():  # a Ctrl-C while the interpreter shuts down, after the work is done
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(0.5)
+atexit.register(late)
+"""
+
+
+@pytest.mark.parametrize(
+    ("arm", "code"),
+    [
+        ("from dockyard.cli.program import _late_sigint_ends_the_process as f; f()", -signal.SIGINT),
+        ("", 0),  # what Python alone does: the KeyboardInterrupt is printed as ignored
+    ],
+)
+def test_a_late_ctrl_c_ends_the_program_by_sigint(arm: str, code: int) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _LATE_SIGINT.format(arm=arm)], capture_output=True, text=True, check=False, timeout=30
+    )
+
+    assert done.returncode == code, done.stderr
+    assert done.stdout == "work done\n"  # flushed before the signal could end the process

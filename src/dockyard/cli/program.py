@@ -7,9 +7,12 @@ that exits 2 with the nearest task or option suggested.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import inspect
 import re
+import signal
+import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -109,4 +112,21 @@ def _aliases(names: dict[str, list[str]]) -> list[str]:
 
 def main() -> None:
     """Entry point of the `dockyard` console script."""
-    DockyardProgram(name="dockyard", binary="dockyard", version=__version__, namespace=namespace).run()
+    try:
+        DockyardProgram(name="dockyard", binary="dockyard", version=__version__, namespace=namespace).run()
+    finally:
+        _late_sigint_ends_the_process()
+
+
+def _late_sigint_ends_the_process() -> None:
+    """A Ctrl-C once the work is done ends the process by SIGINT, as a shell expects of it.
+
+    Left to Python, one arriving while the interpreter shuts down (atexit callbacks: docker-py's
+    connection pools) is printed as an ignored KeyboardInterrupt and the exit status stays 0.
+    The output is flushed first: dying by the signal skips Python's own flush.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed, or a full pipe: nothing left to save
+            stream.flush()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
