@@ -16,7 +16,6 @@ at collection, and the timings are the point.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 
 import pytest
@@ -25,7 +24,7 @@ import integration.helpers
 
 # The integration suite's base image, project factory and leak check, reused as they are.
 from integration.conftest import base_image, make_project, no_leftovers, orphans_alone
-from integration.helpers import TOKEN, docker, ensure_base_image
+from integration.helpers import TOKEN, ctrl_c_reaches_children, docker, ensure_base_image
 
 from .harness import PortClaims, Tally, count_of, is_long, tally_if_any, tally_of
 
@@ -34,11 +33,8 @@ from .harness import PortClaims, Tally, count_of, is_long, tally_if_any, tally_o
 # no service of ours goes to pull it. Set before the test modules import IMAGE.
 integration.helpers.IMAGE = f"it{TOKEN}-chaos-base:dockyard"
 
-# A run started in the background by a non-interactive shell (`nox -s chaos &`, some CI steps)
-# has SIGINT ignored, and every session would inherit that: the Ctrl-C trials would test a
-# signal the session never sees. A session gets SIGINT at its default, as a terminal's has it.
-if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+# The Ctrl-C trials need sessions that see SIGINT, however this run was started.
+ctrl_c_reaches_children()
 
 __all__ = ["base_image", "make_project", "no_leftovers", "orphans_alone"]  # fixtures: pytest finds them here
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from .helpers import Projects, ensure_base_image, leftovers, remove
+from .helpers import Projects, ctrl_c_reaches_children, ensure_base_image, leftovers, remove
+
+ctrl_c_reaches_children()
 
 
 @pytest.fixture(scope="session", autouse=True)

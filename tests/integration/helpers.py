@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -101,6 +102,17 @@ def remove(resources: list[tuple[str, str, str]]) -> None:
         if doomed:
             command = {"container": ["rm", "-f", "-v"], "network": ["network", "rm"], "volume": ["volume", "rm", "-f"]}
             docker(*command[kind], *doomed, check=False)
+
+
+def ctrl_c_reaches_children() -> None:
+    """Give the commands the tests start SIGINT at its default, as a terminal's commands have it.
+
+    A test run started in the background by a non-interactive shell (``nox &``, some CI steps)
+    has SIGINT ignored, and every command it starts would inherit that: a test's Ctrl-C
+    (``dockyard watch`` stopping, a session interrupted) would test a signal never seen.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
