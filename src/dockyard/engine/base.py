@@ -30,13 +30,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import docker.errors
-from docker import DockerClient
 from filelock import FileLock, Timeout
 
 from dockyard.errors import BaseImageUnavailable, DockyardError
 from dockyard.ui.progress import BUILT, Reporter
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 RECIPE_LABEL = "dockyard.base-recipe"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
@@ -124,6 +126,8 @@ def ensure_base(client: DockerClient, base: str, progress: Reporter, env: Mappin
 
     ``env`` points the docker CLI (``docker import``) at ``client``'s engine (default: the current one).
     """
+    import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
+
     try:
         client.images.get(base)
         return base
@@ -143,6 +147,8 @@ def ensure_base(client: DockerClient, base: str, progress: Reporter, env: Mappin
 
 
 def _recipe_on_engine(client: DockerClient, tag: str) -> str | None:
+    import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
+
     try:
         labels: dict[str, str] = client.images.get(tag).labels or {}
     except docker.errors.ImageNotFound:

@@ -23,17 +23,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, cast
-
-import docker.errors
-from docker import DockerClient
-from docker.utils.build import exclude_paths, tar
+from typing import IO, TYPE_CHECKING, cast
 
 from dockyard.dirs import ensure_lock_dir
 from dockyard.engine.base import ensure_base, exclusive, stand_in
 from dockyard.errors import BuildError
 from dockyard.settings import Settings
 from dockyard.ui.progress import BUILT, CACHED, SILENT, Reporter, as_reporter
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 HASH_LABEL = "dockyard.build-hash"
 Progress = Callable[[str], None]
@@ -61,6 +60,8 @@ def _ignore_patterns(context: Path) -> list[str]:
 
 def context_digest(spec: BuildSpec) -> str:
     """Digest of everything the build of ``spec`` depends on."""
+    from docker.utils.build import exclude_paths  # noqa: PLC0415 - docker-py (~200 ms) only where needed
+
     digest = hashlib.sha256()
     digest.update(repr((spec.dockerfile, sorted(spec.args.items()), spec.target)).encode())
     patterns = _ignore_patterns(spec.context)
@@ -72,6 +73,8 @@ def context_digest(spec: BuildSpec) -> str:
 
 
 def _image_digest(client: DockerClient, image: str) -> str | None:
+    import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
+
     try:
         labels: dict[str, str] = client.images.get(image).labels or {}
     except docker.errors.ImageNotFound:
@@ -150,6 +153,8 @@ def lanes(specs: list[BuildSpec]) -> list[list[BuildSpec]]:
 
 
 def _build(client: DockerClient, spec: BuildSpec, digest: str, no_cache: bool, progress: Reporter) -> None:
+    from docker.utils.build import tar  # noqa: PLC0415 - docker-py is imported only where the engine is called
+
     progress.image_started(spec.image, spec.service)
     tail: list[str] = []
     # We make (and close) the context tarball ourselves: docker-py leaves its own open.
@@ -259,6 +264,8 @@ def outdated(client: DockerClient, specs: list[BuildSpec], settings: Settings) -
 
 
 def _present(client: DockerClient, image: str) -> bool:
+    import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
+
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
