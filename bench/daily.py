@@ -37,7 +37,7 @@ from bench import ROOT, BenchError, say
 from bench.host import dockyard_cmd, dockyard_env, http_ok, project_resources
 from bench.procs import Started, run, start
 from bench.readout import UpInfo, live_projects
-from bench.ready import DOWN_TIMEOUT, UP_TIMEOUT, stop_keeper
+from bench.ready import DOWN_TIMEOUT, UP_TIMEOUT, down_berth, left_nothing
 from bench.samples import Bench
 
 QUICK_TEST = ("tests/e2e/test_smoke.py", "-k", "test_redis_answers_ping")
@@ -112,12 +112,8 @@ def kept_stack() -> Iterator[UpInfo]:
     try:
         yield info
     finally:
-        down = run(dockyard_cmd("down", "--berth", str(info.index)), timeout=DOWN_TIMEOUT, env=env)
-        if down.code != 0:
-            stop_keeper(info.project, env)
-        down.check()
-        if left := project_resources(info.project):
-            raise BenchError(f"dockyard down left {left} of {info.project}")
+        down_berth(info, env).check()
+        left_nothing(info)
 
 
 def warm_runs(bench: Bench, reps: int) -> None:

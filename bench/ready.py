@@ -36,7 +36,7 @@ from bench.host import (
     wait_ports_free,
 )
 from bench.peer import testcontainers_up_down
-from bench.procs import run
+from bench.procs import Proc, run
 from bench.readout import RunReport, UpInfo, holder_pid, keepers_since, live_projects
 from bench.samples import Bench
 
@@ -64,12 +64,9 @@ def dockyard_up_down(bench: Bench, cfg: str, files: Sequence[str]) -> None:
         answered = all(http_ok(info.url(svc, 8000, "/health")) for svc in ANSWERING)
         bench.check(f"ready_ok.dockyard.{cfg}", answered, f"{', '.join(ANSWERING)} /health in {info.project}")
     finally:
-        down = run(dockyard_cmd("down", "--berth", str(info.index)), timeout=DOWN_TIMEOUT, env=env)
-        if down.code != 0:
-            stop_keeper(info.project, env)
+        down = down_berth(info, env)
     down.check()
-    if left := project_resources(info.project):
-        raise BenchError(f"dockyard down left {left} of {info.project}")
+    left_nothing(info)
     status = run(dockyard_cmd("status", "--json"), timeout=60, env=env).check()
     if info.project in live_projects(status.json()):
         raise BenchError(f"berth {info.index} ({info.project}) is still live after `dockyard down`")
@@ -77,6 +74,20 @@ def dockyard_up_down(bench: Bench, cfg: str, files: Sequence[str]) -> None:
     bench.add_proc(f"down.{cfg}.dockyard", down)
     bench.add(f"updown.{cfg}.dockyard.cpu", up.cpu + down.cpu)
     bench.add(f"updown.{cfg}.dockyard", up.seconds + down.seconds)
+
+
+def down_berth(info: UpInfo, env: Mapping[str, str]) -> Proc:
+    """`dockyard down --berth N` of the stack ``info`` names; its keeper stopped by hand if that failed."""
+    down = run(dockyard_cmd("down", "--berth", str(info.index)), timeout=DOWN_TIMEOUT, env=env)
+    if down.code != 0:
+        stop_keeper(info.project, env)
+    return down
+
+
+def left_nothing(info: UpInfo) -> None:
+    """BenchError when anything of the stack ``info`` names is still on the engine."""
+    if left := project_resources(info.project):
+        raise BenchError(f"dockyard down left {left} of {info.project}")
 
 
 def stop_keeper(project: str, env: Mapping[str, str], pid: int | None = None) -> None:
