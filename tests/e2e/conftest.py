@@ -9,7 +9,7 @@ import pytest
 from dockyard import Stack
 
 from .demo_api import DemoApi
-from .factories import Account, AccountFactory
+from .models import Account
 
 
 @pytest.fixture
@@ -22,6 +22,8 @@ def api(dockyard_stack: Stack) -> Iterator[DemoApi]:
 @pytest.fixture
 def account() -> Account:
     """A new account, not registered yet."""
+    from .factories import AccountFactory  # noqa: PLC0415 - Faker (~0.35 s) only for tests that make accounts
+
     return AccountFactory.build()
 
 

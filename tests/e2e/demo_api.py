@@ -18,7 +18,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from dockyard import Stack
 
-from .factories import Account
+from .models import Account
 
 # Container ports from compose/app.yml; the host ports come from the berth.
 APP_PORT = 8000

@@ -11,36 +11,14 @@ against a kept stack, or with another session's data.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
 from factory.base import Factory
 from factory.declarations import LazyFunction
 from factory.faker import Faker
 
+from .models import Account, NoteDraft
 
-@dataclass(frozen=True)
-class Account:
-    """Credentials of a demo user (not necessarily registered yet)."""
-
-    username: str
-    password: str
-
-    def credentials(self) -> dict[str, str]:
-        """The JSON body of ``/register`` and ``/login``."""
-        return {"username": self.username, "password": self.password}
-
-
-@dataclass(frozen=True)
-class NoteDraft:
-    """The JSON body of ``POST /notes`` and ``PUT /notes/{id}``."""
-
-    title: str
-    body: str
-
-    def json(self) -> dict[str, Any]:
-        """The request body."""
-        return {"title": self.title, "body": self.body}
+__all__ = ["Account", "AccountFactory", "NoteDraft", "NoteDraftFactory"]
 
 
 class AccountFactory(Factory[Account]):
