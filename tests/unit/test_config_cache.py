@@ -273,3 +273,58 @@ def test_a_secret_in_what_the_start_path_reads_keeps_the_config_off_disk(project
     _model(project, compose)
     assert compose.calls == 2
     assert not list((project.lock_dir / "config-cache").glob("*.json"))
+
+
+class CountingHashes:
+    """Stands in for `compose config --hash '*'`: counts the calls, a hash naming the call."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> dict[str, str]:
+        self.calls += 1
+        return {"app": f"hash-{self.calls}"}
+
+
+@pytest.mark.usefixtures("plugin")
+def test_config_hashes_are_served_from_the_memo_for_the_same_override(project: Settings) -> None:
+    load = CountingHashes()
+    assert memo.config_hashes(project, "services: {}\n", load) == {"app": "hash-1"}
+    assert memo.config_hashes(project, "services: {}\n", load) == {"app": "hash-1"}
+    assert load.calls == 1
+
+
+@pytest.mark.usefixtures("plugin")
+def test_config_hashes_are_asked_again_for_another_override(project: Settings) -> None:
+    load = CountingHashes()
+    memo.config_hashes(project, "services: {a: {}}\n", load)
+    assert memo.config_hashes(project, "services: {b: {}}\n", load) == {"app": "hash-2"}
+
+
+@pytest.mark.usefixtures("plugin")
+def test_config_hashes_are_asked_again_when_an_included_file_changes(project: Settings) -> None:
+    load = CountingHashes()
+    memo.config_hashes(project, "x\n", load)
+    (project.root / "extra.yml").write_text("services:\n  extra:\n    image: busybox:2\n")
+    assert memo.config_hashes(project, "x\n", load) == {"app": "hash-2"}
+
+
+@pytest.mark.usefixtures("plugin")
+def test_config_hashes_are_asked_again_when_an_interpolated_variable_changes(
+    project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load = CountingHashes()
+    memo.config_hashes(project, "x\n", load)
+    monkeypatch.setenv("APP_TAG", "2")
+    assert memo.config_hashes(project, "x\n", load) == {"app": "hash-2"}
+
+
+def test_config_hashes_skip_the_memo_when_it_is_switched_off(
+    project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memo, "compose_plugin", lambda: ["/plugins/docker-compose", 1, 1])
+    monkeypatch.setenv("DOCKYARD_CONFIG_CACHE", "0")
+    load = CountingHashes()
+    memo.config_hashes(project, "x\n", load)
+    memo.config_hashes(project, "x\n", load)
+    assert load.calls == 2

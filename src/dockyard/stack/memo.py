@@ -263,3 +263,31 @@ def effective_config(settings: Settings, load: Loader, project: Projection) -> t
             },
         )
     return config, True
+
+
+def config_hashes(settings: Settings, override: str, load: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """``load()``'s Compose config hashes (service -> hash) with ``override``, from the memo while valid.
+
+    A hash is a digest of a service's whole configuration, the override (ports, labels) included,
+    so an entry is used only for the same override text and while every input of the
+    configuration is unchanged, as for :func:`effective_config`. Compose puts the same hashes on
+    every container as a label, so writing them down shows nothing new.
+    """
+    plugin = compose_plugin()
+    key = _memo_key(settings) if plugin is not None else None
+    if plugin is None or key is None:
+        return load()
+    path = _entry_path(settings).with_suffix(".hashes.json")
+    wanted = hashlib.sha256(override.encode()).hexdigest()
+    try:
+        entry = json.loads(path.read_text())
+        if _still_valid(entry, plugin, key) and entry.get("override") == wanted:
+            return {str(k): str(v) for k, v in entry["hashes"].items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no entry, another format or a torn write: ask Compose
+    inputs = _inputs(settings)  # before asking Compose, so an edit meanwhile cannot be missed
+    environment = _digests(_variables(inputs), key)
+    hashes = load()
+    entry = {"format": _FORMAT, "plugin": plugin, "inputs": inputs, "environment": environment}
+    _store(path, {**entry, "override": wanted, "hashes": hashes})
+    return hashes
