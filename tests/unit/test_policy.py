@@ -8,7 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.shards.cost import BERTH_CPU, FIXED, TEST_CPU, CostMeter, Costs, derive, host_cpu_seconds
+from dockyard.shards.cost import (
+    ALONE,
+    BERTH_CPU,
+    FIXED,
+    TEST_CPU,
+    CostMeter,
+    Costs,
+    as_alone,
+    derive,
+    host_cpu_seconds,
+)
 from dockyard.shards.policy import PAYS, Host, before_the_tests, default_shards, predicted_wall
 from dockyard.shards.view import PlainShards
 
@@ -176,3 +186,46 @@ def test_one_shard_is_clear_before_collecting_when_every_recorded_test_cannot_pa
     long = {f"t::{i}": 10.0 for i in range(40)}
     assert before_the_tests(Host(8, 64 * GIB, 16), DEMO, long, stack_up=2.0) is None
     assert before_the_tests(Host(8, 64 * GIB, 16), DEMO) is None
+
+
+# -- test times as one shard alone takes them ----------------------------------------------------
+
+
+def test_one_shard_alone_keeps_its_seconds_and_marks_them_alone() -> None:
+    assert as_alone({"a": 2.0, "b": 1.0}, {}, at_once=1) == ({"a": 2.0, "b": 1.0}, True)
+
+
+def test_shards_at_once_keep_their_proportions_on_the_alone_scale() -> None:
+    previous = {"a": 1.0, "b": 1.0, ALONE: 1.0}
+    scaled, alone = as_alone({"a": 3.0, "b": 1.0, "c": 2.0}, previous, at_once=4)
+    assert alone
+    assert scaled == pytest.approx({"a": 1.5, "b": 0.5, "c": 1.0})  # a and b took 4 s where 2 s alone
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [
+        {},  # nothing recorded
+        {"a": 1.0, ALONE: 0.0},  # recorded, but by shards at once too
+        {"z": 1.0, ALONE: 1.0},  # alone, but none of these tests
+    ],
+)
+def test_shards_at_once_without_an_alone_scale_are_marked_not_alone(previous: dict[str, float]) -> None:
+    assert as_alone({"a": 3.0}, previous, at_once=2) == ({"a": 3.0}, False)
+
+
+def test_times_not_measured_alone_mean_one_shard_before_collecting() -> None:
+    choice = before_the_tests(Host(cores=16, memory=64 * GIB, max_berths=16), DEMO, {"t": 600.0}, alone=False)
+    assert choice is not None
+    assert choice.shards == 1
+    assert "sharing the CPUs" in choice.why
+    assert "--shards N" in choice.why
+
+
+def test_contended_times_would_have_bought_shards_that_alone_times_do_not() -> None:
+    # The demo on 2 cores: 12 s of tests alone at 1.8 CPUs. Four shards at once stretched the
+    # same tests to 30 s; taken as they were, they made a second shard look worth it.
+    costs = Costs(fixed_seconds=7.4, berth_cpu=5.0, test_cpu=1.8 * 12 / 30)
+    assert default_shards(BIG, tests=30, test_seconds=30.0, costs=costs).shards > 1
+    alone = Costs(fixed_seconds=7.4, berth_cpu=5.0, test_cpu=1.8)
+    assert default_shards(BIG, tests=30, test_seconds=12.0, costs=alone).shards == 1

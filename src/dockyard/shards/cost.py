@@ -25,6 +25,7 @@ from dockyard.shards.view import ShardView
 FIXED = "<shard fixed s>"  # seconds of a shard's wall time that are not its tests'
 BERTH_CPU = "<berth cpu s>"  # host CPU-seconds of one berth over its fixed time
 TEST_CPU = "<test cpu per s>"  # host CPU-seconds per second of tests running in one berth
+ALONE = "<tests alone>"  # 1: the node ids' seconds are as one shard alone on the host takes them
 _KEYS = (FIXED, BERTH_CPU, TEST_CPU)
 
 
@@ -86,6 +87,27 @@ def derive(
     berth_cpu = rate * fixed_seconds
     test_cpu = max(0.0, run_cpu - berths * berth_cpu) / test_seconds
     return Costs(round(fixed_seconds, 3), round(berth_cpu, 3), round(test_cpu, 3))
+
+
+def as_alone(
+    seconds: Mapping[str, float], previous: Mapping[str, float], at_once: int
+) -> tuple[dict[str, float], bool]:
+    """Per-test ``seconds`` on the scale of one shard alone on the host, and whether they are.
+
+    Shards running ``at_once`` share the host's CPUs, so each test takes longer than it would
+    alone, and one shard predicted from those times looks slower than it is: more shards would
+    seem to pay where they do not. Such a run keeps its relative times (the split needs them) on
+    the scale of the ``previous`` seconds of the same tests, where those were measured alone.
+    Without them the seconds stay as measured, marked not alone.
+    """
+    if at_once <= 1:
+        return dict(seconds), True
+    common = [t for t in seconds if t in previous]
+    ran = sum(seconds[t] for t in common)
+    if previous.get(ALONE) != 1.0 or not common or ran <= 0:
+        return dict(seconds), False
+    factor = sum(previous[t] for t in common) / ran
+    return {t: v * factor for t, v in seconds.items()}, True
 
 
 class CostMeter:

@@ -25,7 +25,7 @@ from dockyard.errors import DockyardError
 from dockyard.sessions.signals import Terminated
 from dockyard.settings import Settings
 from dockyard.shards.collect import collect
-from dockyard.shards.cost import CostMeter, Costs
+from dockyard.shards.cost import ALONE, CostMeter, Costs, as_alone
 from dockyard.shards.junit import junit_durations, merge_junit, write_xml
 from dockyard.shards.plan import (
     DURATIONS,
@@ -116,7 +116,17 @@ def run_shards(
             raise DockyardError(f"pytest collected no tests from {' '.join(pytest_args) or cwd}")
     weight = plan.weight if plan.weight is not None else weights([t for r in plan.runs for t in r.nodeids], durations)
     junit = junit or settings.root / JUNIT
-    return _finish(settings, plan.runs, weight, elapsed, junit, since=since, meter=meter, json_summary=json_summary)
+    return _finish(
+        settings,
+        plan.runs,
+        weight,
+        elapsed,
+        junit,
+        since=since,
+        meter=meter,
+        previous=durations,
+        json_summary=json_summary,
+    )
 
 
 @dataclass
@@ -139,7 +149,8 @@ def _plan(
     """The shards to run: one whole shard, or the collected tests split over ``n`` (0: chosen)."""
     host, costs = Host.this(settings.max_berths), Costs.recorded(durations)
     recorded = {k: v for k, v in durations.items() if not k.startswith("<")}  # node ids, not costs
-    early = None if n else before_the_tests(host, costs, recorded, durations.get(STACK_UP, 0.0))
+    alone = durations.get(ALONE, 1.0) == 1.0 or costs is None  # files from before the mark: as measured
+    early = None if n else before_the_tests(host, costs, recorded, durations.get(STACK_UP, 0.0), alone=alone)
     if early is not None:
         say(early.why)
         n = 1
@@ -178,16 +189,24 @@ def _directory(settings: Settings) -> Path:
     return directory
 
 
-def _measured(active: Sequence[ShardRun], meter: CostMeter | None) -> dict[str, float]:
-    """What the run measured, for the durations file: per-test seconds and the host's costs."""
-    measured: dict[str, float] = {}
+def _measured(active: Sequence[ShardRun], meter: CostMeter | None, previous: Mapping[str, float]) -> dict[str, float]:
+    """What the run measured, for the durations file: per-test seconds and the host's costs.
+
+    The seconds are kept on the scale of one shard alone (:func:`as_alone`), and so is the
+    price of a second of tests.
+    """
+    seconds: dict[str, float] = {}
     fixed = []  # per shard: the seconds of its wall time that were not its tests'
     for run in active:
         if run.junit is not None:
-            seconds = junit_durations(run.junit, run.nodeids)
-            measured.update(seconds)
-            fixed.append(max(0.0, run.wall - sum(seconds.values())))
-    test_seconds = sum(measured.values())
+            ran = junit_durations(run.junit, run.nodeids)
+            seconds.update(ran)
+            fixed.append(max(0.0, run.wall - sum(ran.values())))
+    if not seconds:
+        return {}
+    measured, alone = as_alone(seconds, previous, len(active))
+    measured[ALONE] = 1.0 if alone else 0.0
+    test_seconds = sum(v for k, v in measured.items() if k != ALONE)
     ups = [r.report["timings"]["up"] for r in active if r.report and "up" in r.report.get("timings", {})]
     if ups:
         measured[STACK_UP] = statistics.median(ups)
@@ -208,15 +227,19 @@ def _finish(
     *,
     since: float,
     meter: CostMeter | None = None,
+    previous: Mapping[str, float] | None = None,
     json_summary: bool = False,
 ) -> int:
-    """Read the shards' results, record durations, merge the XML, show the summary; the exit code."""
+    """Read the shards' results, record durations, merge the XML, show the summary; the exit code.
+
+    ``previous`` are the durations recorded before this run (what its seconds are scaled to).
+    """
     active = [r for r in runs if not r.empty]
     for run in active:
         if not run.ok:
             say(f"shard {run.label} failed (exit {run.exit_code}); last lines of {run.path('log')}:")
             sys.stderr.write(tail(run.path("log")) + "\n")
-    measured = _measured(active, meter)
+    measured = _measured(active, meter, previous or {})
     if measured:
         save_durations(settings.root / DURATIONS, measured)
     write_xml(merge_junit((f"shard {r.label}", r.junit) for r in active if r.junit is not None), junit)

@@ -101,13 +101,20 @@ def predicted_wall(n: int, test_seconds: float, costs: Costs, cpus: int, stack_u
 
 
 def before_the_tests(
-    host: Host, costs: Costs | None, recorded: Mapping[str, float] | None = None, stack_up: float = 0.0
+    host: Host,
+    costs: Costs | None,
+    recorded: Mapping[str, float] | None = None,
+    stack_up: float = 0.0,
+    *,
+    alone: bool = True,
 ) -> Choice | None:
     """One shard when it is clear before the tests are collected, else None.
 
-    Clear when the host decides it, when nothing is measured yet, or when even every test in
-    ``recorded`` (node id -> seconds: the most a run can hold, and more tests only make more
-    shards pay) would not pay for a second shard.
+    Clear when the host decides it, when nothing is measured yet, when the ``recorded`` seconds
+    were not measured ``alone`` (shards sharing the CPUs stretch them, and one shard predicted
+    from them looks slower than it is), or when even every test in ``recorded`` (node id ->
+    seconds: the most a run can hold, and more tests only make more shards pay) would not pay
+    for a second shard.
     """
     if host.most() <= 1:
         return Choice(1, "1 shard: there is one berth the pool and memory allow")
@@ -117,6 +124,12 @@ def before_the_tests(
         return Choice(
             1,
             "1 shard: no earlier run measured what a berth costs this host; this one does (or give --shards N)",
+        )
+    if not alone:
+        return Choice(
+            1,
+            "1 shard: the recorded test times were measured with shards sharing the CPUs; "
+            "this run of one shard measures them alone (or give --shards N)",
         )
     if recorded:
         bound = _by_cost(host, len(recorded), sum(recorded.values()), costs, stack_up)
