@@ -26,7 +26,8 @@ import integration.helpers
 from integration.conftest import base_image, make_project, no_leftovers, orphans_alone
 from integration.helpers import TOKEN, ctrl_c_reaches_children, docker, ensure_base_image
 
-from .harness import PortClaims, Tally, count_of, is_long, tally_if_any, tally_of
+from .host import PortClaims
+from .tally import Tally, count_of, is_long, tally_if_any, tally_of
 
 # The chaos stacks run on a tag of the base image that is this run's own: a test elsewhere on
 # the host that removes the shared tag (or bootstraps it anew) mid-run only untags it then, and

@@ -25,7 +25,9 @@ from dockyard.pool.lease import read_record
 from integration.helpers import Projects, clean_env, compose, service
 from integration.second_engine import SecondEngine, second_engine, unavailable_reason
 
-from .harness import PortClaims, Session, Tally, is_long, poll, pool_not_free, run_session
+from .host import PortClaims, poll, pool_not_free
+from .session import Session, run_session
+from .tally import Tally, is_long
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(400)]
 

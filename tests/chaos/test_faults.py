@@ -21,7 +21,9 @@ import dockyard
 from dockyard import ExitCode
 from integration.helpers import IMAGE, TOKEN, Project, Projects, clean_env, compose, docker, leftovers, service
 
-from .harness import PortClaims, Tally, dockyard_cli, poll, pool_not_free, run_session
+from .host import PortClaims, poll, pool_not_free
+from .session import dockyard_cli, run_session
+from .tally import Tally
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(240)]
 

@@ -27,19 +27,9 @@ import dockyard
 from dockyard.pool.lease import LeaseRecord
 from integration.helpers import Project, Projects, clean_env, compose, service, wait_for
 
-from .harness import (
-    PortClaims,
-    Session,
-    Tally,
-    alive,
-    of_session,
-    poll,
-    pool_not_free,
-    processes_naming,
-    resources_labelled,
-    run_session,
-    wedged_locks,
-)
+from .host import PortClaims, alive, of_session, poll, pool_not_free, processes_naming, resources_labelled, wedged_locks
+from .session import Session, run_session
+from .tally import Tally
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(300)]
 

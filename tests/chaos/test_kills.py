@@ -24,27 +24,18 @@ import pytest
 import dockyard
 from integration.helpers import IMAGE, TOKEN, Project, Projects, compose, docker, service
 
-from .harness import (
-    ATTEMPTS,
-    EXIT_CODES,
+from .host import (
     REAP_DEADLINE,
-    SIGNALS,
     PortClaims,
-    Session,
-    Strike,
-    Tally,
-    Trial,
-    count_of,
     of_session,
-    plan,
     poll,
     pool_not_free,
     processes_naming,
     resources_labelled,
-    session_of,
-    tally_of,
     wedged_locks,
 )
+from .session import EXIT_CODES, SIGNALS, Session, Strike, session_of
+from .tally import ATTEMPTS, Tally, Trial, count_of, plan, tally_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(600)]
 

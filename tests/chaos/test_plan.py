@@ -13,17 +13,9 @@ import pytest
 
 from dockyard.sessions.phases import PHASES
 
-from .harness import (
-    LONG_PER_PHASE,
-    LONG_SIGKILLS,
-    LONG_TRIALS,
-    TRIALS_DEFAULT,
-    PortClaims,
-    Strike,
-    Tally,
-    plan,
-    went_past,
-)
+from .host import PortClaims
+from .session import Strike, went_past
+from .tally import LONG_PER_PHASE, LONG_SIGKILLS, LONG_TRIALS, TRIALS_DEFAULT, Tally, plan
 
 
 @pytest.fixture(autouse=True)

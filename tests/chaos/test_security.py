@@ -23,7 +23,9 @@ from dockyard.engine.labels import labels_for
 from dockyard.stack.masking import MASK
 from integration.helpers import IMAGE, TOKEN, Projects, clean_env, compose, docker, inspect, service
 
-from .harness import PortClaims, Tally, dockyard_cli, managed_of, of_session, pool_not_free, run_session
+from .host import PortClaims, managed_of, of_session, pool_not_free
+from .session import dockyard_cli, run_session
+from .tally import Tally
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(300)]
 

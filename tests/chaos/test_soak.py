@@ -21,7 +21,9 @@ import pytest
 
 from integration.helpers import TOKEN, Project, Projects, clean_env, compose, service
 
-from .harness import PortClaims, Session, Tally, Window, count_of, of_session, poll, pool_not_free, tally_of
+from .host import PortClaims, of_session, poll, pool_not_free
+from .session import Session
+from .tally import Tally, Window, count_of, tally_of
 
 pytestmark = [pytest.mark.docker, pytest.mark.chaos, pytest.mark.timeout(300)]
 

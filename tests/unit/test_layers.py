@@ -44,7 +44,7 @@ def test_the_package_keeps_its_layers() -> None:
         ("errors.py", "import dockyard.ui.console"),
         # Why PortBlock lives at the bottom: ui and settings, which show and cut blocks, are below pool.
         ("ui/progress.py", "from dockyard.pool.ports import layout"),
-        ("settings.py", "from dockyard.pool.ports import layout"),
+        ("settings/keys.py", "from dockyard.pool.ports import layout"),
         ("portblock.py", "from dockyard.errors import DockyardError"),
     ],
 )

@@ -1,1 +1,1 @@
-"""The Docker engine: endpoints and clients, images, labels, where this process runs."""
+"""The Docker engine: endpoints and clients, base images and builds, labels, where this process runs."""

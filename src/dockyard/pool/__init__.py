@@ -1,1 +1,1 @@
-"""Berths: file-locked slots of the host's pool, their lease records and port blocks."""
+"""The host's pool of berths: file-locked slots, lease records, port blocks, engines, what is orphaned."""

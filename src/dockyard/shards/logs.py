@@ -24,7 +24,7 @@ class LogPump:
         self.source = source
         self.log = log
         self.redact = redact
-        self.log.touch()  # there from the start, like the file a shard used to write itself
+        self.log.touch()  # there from the start: `tail -f` and the progress notes open it first
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> LogPump:

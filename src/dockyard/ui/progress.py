@@ -1,4 +1,4 @@
-"""The progress seam: what dockyard tells while images build and services become healthy.
+"""The :class:`Reporter` protocol: what dockyard tells while images build and services become healthy.
 
 :mod:`dockyard.engine.images` and :mod:`dockyard.stack` report events to a :class:`Reporter`;
 how (or whether) they are shown is the reporter's business. The default is :data:`SILENT`,
@@ -6,8 +6,8 @@ so a library user sees nothing. The front doors pick a reporter for the terminal
 (:func:`dockyard.ui.console.reporter`): a rich live display on an interactive terminal, one
 plain line per change in CI and pipes (:class:`Lines`).
 
-A plain ``Callable[[str], None]`` (what ``progress=`` took before this seam) still works:
-:func:`as_reporter` renders every event for it as one line of text.
+A plain ``Callable[[str], None]`` works as ``progress=`` too: :func:`as_reporter` renders
+every event for it as one line of text.
 """
 
 from __future__ import annotations
