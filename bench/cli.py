@@ -50,7 +50,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "matrix": measure_matrix,
     "first-run": measure_first_run,
 }
-DEFAULT = ("images", "start-path", "ready", "fresh", "parallel", "daily")  # first-run only when asked: minutes
+DEFAULT = ("images", "start-path", "ready", "fresh", "parallel", "daily", "matrix")  # first-run only when asked
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
