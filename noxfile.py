@@ -120,7 +120,7 @@ def chaos(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """The benchmark: dockyard against bare compose, container recreation, one berth and testcontainers.
 
-    Not in the default list (about 20 minutes). `-- --quick` runs one round; `-- --rounds N`,
+    Not in the default list (about 26 minutes). `-- --quick` runs one round; `-- --rounds N`,
     `-- --only ready,fresh`, `-- --only first-run`, `-- --no-targets`: see `python -m bench --help`.
     Results in bench/results/; a missed target or a failed self-check fails the session.
     """

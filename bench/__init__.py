@@ -1,9 +1,9 @@
 """dockyard's benchmark: dockyard against its baselines, whole process against whole process, in one run.
 
 One module per measurement (``ready``, ``peer``, ``start_path``, ``fresh``, ``parallel``,
-``images``, ``daily``, ``first_run``; ``first_call`` is the pytest plugin ``daily`` loads),
-over small shared ones: ``procs`` (commands timed to a deadline),
-``cpu`` (host CPU-seconds from /proc/stat), ``host`` (the engine, ports and compose files),
+``images``, ``daily``, ``matrix``, ``first_run``; ``first_call`` and ``collected`` are the
+pytest plugins ``daily`` and ``matrix`` load), over small shared ones: ``procs`` (commands
+timed to a deadline), ``cpu`` (host CPU-seconds from /proc/stat), ``host`` (the engine, ports and compose files),
 ``readout`` (dockyard's ``--json`` output), ``samples``, ``targets``, ``report`` and ``chart``.
 ``python -m bench --help`` (or ``nox -s bench -- --help``) runs it.
 """

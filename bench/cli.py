@@ -31,6 +31,7 @@ from bench.first_run import measure_first_run
 from bench.fresh import measure_fresh
 from bench.host import BASE_IMAGE, DEMO_FILES, compose_down_quietly, loadavg, versions
 from bench.images import measure_images
+from bench.matrix import measure_matrix
 from bench.parallel import measure_parallel
 from bench.ready import measure_ready, stop_keepers_since
 from bench.rows import SPECS
@@ -46,9 +47,10 @@ MEASUREMENTS: dict[str, Measurement] = {
     "fresh": measure_fresh,
     "parallel": measure_parallel,
     "daily": measure_daily,
+    "matrix": measure_matrix,
     "first-run": measure_first_run,
 }
-DEFAULT = ("images", "start-path", "ready", "fresh", "parallel", "daily")  # first-run only when asked: minutes
+DEFAULT = ("images", "start-path", "ready", "fresh", "parallel", "daily", "matrix")  # first-run only when asked
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

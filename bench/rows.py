@@ -5,7 +5,8 @@ Targets are those of the benchmark issues, on this host: ready with every check 
 fresh state at most 10 ms, one up + down at most 1.1x compose's host CPU-seconds, parallel
 never slower than one berth and within 0.9 of what the host's CPUs allow, a first run in 90 s;
 the daily loop: a warm pytest at its first test within 1 s, watch re-running CMD within 1 s of
-a test edit and an edited service healthy again within 15 s.
+a test edit and an edited service healthy again within 15 s; a CI matrix of four fresh clones
+whose slowest shard's tests take at most 1.2x the mean, every test once in the merged report.
 """
 
 from __future__ import annotations
@@ -265,6 +266,47 @@ SPECS: tuple[Spec, ...] = (
         a="daily.watch.service",
         a_label="dockyard watch --services backend",
         target=Target("<=", 15, of="a"),
+    ),
+    Spec(
+        phase="matrix",
+        metric="CI matrix of 4: one job, in a fresh clone (s)",
+        unit="s",
+        a="matrix.job",
+        a_label="nox -s e2e-parallel -- --shard K/4",
+        note="(context)",
+    ),
+    Spec(
+        phase="matrix",
+        metric="CI matrix of 4: a shard's test time (s)",
+        unit="s",
+        a="matrix.shard_tests",
+        a_label="its JUnit report's testcase times",
+        note="(context)",
+    ),
+    Spec(
+        phase="matrix",
+        metric="CI matrix of 4: slowest shard / mean test time",
+        unit="x",
+        a="matrix.balance",
+        a_label="4 clones, one after another",
+        target=Target("<=", 1.2, of="a"),
+    ),
+    Spec(
+        phase="matrix",
+        metric="CI matrix of 4: best slowest / mean the longest test allows",
+        unit="x",
+        a="matrix.balance_bound",
+        a_label="max(longest test, mean) / mean",
+        note="(context)",
+    ),
+    Spec(
+        phase="matrix",
+        metric="CI matrix of 4: merged report (s)",
+        unit="s",
+        a="matrix.merge",
+        a_label="dockyard junit-merge",
+        note="every test exactly once",
+        check="matrix.exactly_once",
     ),
     Spec(
         phase="first-run",
