@@ -77,3 +77,38 @@ def test_workers_sharing_the_stack_get_redis_databases_of_their_own(dockyard_sta
     finally:
         for worker in workers:
             worker.close()
+
+
+def _databases(fresh: FreshState) -> set[str]:
+    with psycopg.connect(fresh.dsn) as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
+
+
+def test_a_spare_left_by_a_dead_process_is_never_used_and_none_outlives_close(dockyard_stack: Stack) -> None:
+    """Resets rename a copy made while the test ran; a stale one (other rows) is dropped first."""
+    fresh = FreshState(dockyard_stack, worker="gw7")
+    assert fresh.postgres is not None
+    try:
+        fresh.snapshot()
+        fresh.close()  # as a process that ends: its spare goes
+        assert fresh.spare not in _databases(FreshState(dockyard_stack))
+        with psycopg.connect(fresh.postgres.dsn("postgres"), autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{fresh.spare}"')  # what a killed process could leave
+        with psycopg.connect(fresh.postgres.dsn(fresh.spare)) as conn:
+            conn.execute("CREATE TABLE scratch (value text)")
+            conn.execute("INSERT INTO scratch VALUES ('stale')")
+        again = FreshState(dockyard_stack, worker="gw7")
+        try:
+            again.snapshot()
+            for _ in range(3):
+                with psycopg.connect(again.dsn) as conn:
+                    conn.execute("CREATE TABLE IF NOT EXISTS scratch (value text)")
+                    conn.execute("INSERT INTO scratch VALUES ('written')")
+                again.reset()
+                assert _rows(again) == []
+            assert again.ahead == 3  # the stale spare was dropped, so copies made ahead served every reset
+        finally:
+            again.close()
+        assert again.spare not in _databases(again)
+    finally:
+        fresh.close()
