@@ -1,7 +1,8 @@
 """dockyard's own start path against a bare interpreter: what dockyard adds before compose starts.
 
 A: a fresh ``python`` that imports dockyard, loads the settings, takes and releases a berth,
-writes the override file and shakes hands with the engine (SDK ping, Compose version); B:
+writes the override file and shakes hands with the engine (``handshake``: the engine's ``/_ping``
+and the Compose version, what ``Stack.up`` checks before anything else); B:
 ``python -c pass``. Context: the whole CLI doing the same, ``dockyard run --no-up -- true``.
 """
 
@@ -25,8 +26,8 @@ with dockyard.acquire_berth(settings, with_ports=False) as berth:
     t3 = time.perf_counter()
     dockyard.Stack(settings, berth).write_override().unlink()
     t4 = time.perf_counter()
-    from dockyard.engine.endpoints import preflight
-    preflight(berth.engine)
+    from dockyard.engine.endpoints import handshake
+    handshake(berth.engine)
     t5 = time.perf_counter()
 t6 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "settings": t2 - t1, "lease": t3 - t2, "override": t4 - t3,

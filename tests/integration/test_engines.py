@@ -80,6 +80,27 @@ def assert_runs_on_second(project: Project, engine2: SecondEngine) -> None:
     assert on(engine2, stack.project) == []
 
 
+_HANDSHAKE = """
+import sys
+from dockyard.engine.endpoints import Engine, handshake
+handshake(Engine(sys.argv[1]))
+print(sorted(m for m in ("docker", "requests", "urllib3") if m in sys.modules))
+"""
+
+
+def test_the_handshake_pings_the_real_engine_without_docker_py(tmp_path: Path) -> None:
+    ok = subprocess.run(
+        [sys.executable, "-c", _HANDSHAKE, MAIN], capture_output=True, text=True, env=clean_env(), check=False
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "[]"
+    dead = f"unix://{tmp_path / 'nobody.sock'}"
+    gone = subprocess.run(
+        [sys.executable, "-c", _HANDSHAKE, dead], capture_output=True, text=True, env=clean_env(), check=False
+    )
+    assert f"the Docker daemon at {dead} is unreachable" in gone.stderr, gone.stderr
+
+
 @pytest.mark.usefixtures("main_engine")
 def test_docker_host_runs_the_stack_on_that_engine(
     make_project: Projects, on_engine2: SecondEngine, monkeypatch: pytest.MonkeyPatch

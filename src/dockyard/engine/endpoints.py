@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from dockyard.engine.ping import ping_unix
 from dockyard.errors import DockerUnavailable
 from dockyard.host import own_addresses
 
@@ -233,14 +234,10 @@ def sdk(engine: Engine | None = None) -> SdkClient:
 @functools.cache
 def _sdk(engine: Engine) -> SdkClient:
     # Imported here, not at the top: docker-py (with requests) costs ~60 ms of import, and
-    # taking a berth or writing an override file needs no engine call.
+    # taking a berth, writing an override file or the handshake of a unix socket need none.
     import docker.errors  # noqa: PLC0415
 
-    if shutil.which("docker") is None:
-        raise DockerUnavailable(
-            "the `docker` command is not installed",
-            remedy="install Docker Engine (https://docs.docker.com/engine/install/) and try again",
-        )
+    _need_cli()
     client = None
     try:
         client = _client(engine)
@@ -256,16 +253,81 @@ def _sdk(engine: Engine) -> SdkClient:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
-    raise DockerUnavailable(
+    raise _unreachable(engine, reason)
+
+
+def _need_cli() -> None:
+    if shutil.which("docker") is None:
+        raise DockerUnavailable(
+            "the `docker` command is not installed",
+            remedy="install Docker Engine (https://docs.docker.com/engine/install/) and try again",
+        )
+
+
+def _unreachable(engine: Engine, reason: str) -> DockerUnavailable:
+    return DockerUnavailable(
         f"the Docker daemon at {engine} is unreachable ({reason})",
         remedy="start the daemon (e.g. `sudo systemctl start docker`), or fix DOCKER_HOST / the docker context"
         " / the `engines` setting",
     )
 
 
+def _plain_socket(engine: Engine) -> str | None:
+    """The path of ``engine``'s unix socket when plain HTTP reaches it; None when only docker-py can.
+
+    TLS material (a context's, or DOCKER_TLS_VERIFY / DOCKER_CERT_PATH beside DOCKER_HOST),
+    TCP, SSH and named pipes are docker-py's to handle.
+    """
+    parts = urlsplit(engine.endpoint)
+    if parts.scheme != "unix" or parts.netloc or not parts.path:
+        return None
+    if engine.context is not None:
+        context = _context(engine.context, os.environ)
+        if context is None or context.tls_dir is not None:
+            return None
+    elif engine.endpoint == os.environ.get("DOCKER_HOST") and (
+        os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH")
+    ):
+        return None
+    return parts.path
+
+
+@functools.cache
+def _answers(engine: Engine) -> None:
+    # Cached on success only (functools.cache keeps no exception): one ping per engine and process.
+    path = _plain_socket(engine)
+    if path is None:
+        _sdk(engine)
+        return
+    _need_cli()
+    try:
+        ping_unix(path)
+    except OSError as exc:
+        raise _unreachable(engine, _reason(path, exc)) from None
+
+
+def _reason(path: str, exc: OSError) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"{path} did not answer within the timeout"
+    if exc.strerror:
+        return f"{path}: {exc.strerror}"
+    return f"{path}: {str(exc)[:200]}"
+
+
+def handshake(engine: Engine | None = None) -> None:
+    """Check the CLI, that ``engine`` (default: the current one) answers, and Compose v2.
+
+    Raises :class:`DockerUnavailable` with the remedy. A plain unix socket is pinged without
+    docker-py (see :mod:`dockyard.engine.ping`); any other endpoint through the SDK client.
+    """
+    _answers(engine or current_engine())
+    compose_version()
+
+
 def forget_clients() -> None:
     """Drop the cached SDK clients (one of them found its daemon gone): the next call connects anew."""
     _sdk.cache_clear()
+    _answers.cache_clear()
 
 
 def engine_id(engine: Engine) -> str:

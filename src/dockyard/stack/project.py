@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.engine.endpoints import preflight
+from dockyard.engine.endpoints import handshake, preflight
 from dockyard.errors import ComposeError
 from dockyard.pool.berth import Berth
 from dockyard.settings import Settings
@@ -54,8 +54,8 @@ class ComposeProject:
         return preflight(self.berth.engine)
 
     def ensure_engine(self) -> None:
-        """Check that the engine answers (DockerUnavailable says how to fix it when not)."""
-        preflight(self.berth.engine)
+        """Check that the engine answers and Compose v2 is there (DockerUnavailable says how to fix it when not)."""
+        handshake(self.berth.engine)
 
     @property
     def api(self) -> APIClient:
