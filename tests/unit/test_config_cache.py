@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from dockyard.engine.compose_cli import compose_plugin
 from dockyard.portblock import PortBlock
 from dockyard.settings import Settings
 from dockyard.stack import memo
@@ -183,7 +184,7 @@ def test_the_plugin_identity_names_the_resolved_file(tmp_path: Path, monkeypatch
     plugins.mkdir(parents=True)
     (plugins / "docker-compose").symlink_to(real)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "config"))
-    assert memo.compose_plugin() == [str(real), 6, os.stat(real).st_mtime_ns]
+    assert compose_plugin() == [str(real), 6, os.stat(real).st_mtime_ns]
 
 
 @pytest.mark.usefixtures("plugin")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from dockyard.engine.compose_cli import remember_version, remembered_version
 from dockyard.engine.ping import ping_unix
 from dockyard.errors import DockerUnavailable
 from dockyard.host import own_addresses
@@ -374,7 +375,12 @@ def install_compose_plugin() -> Path | None:
 
 @functools.cache
 def _checked_compose() -> tuple[int, int, int] | None:
-    return installed_compose_version()
+    if (known := remembered_version()) is not None:
+        return known
+    version = installed_compose_version()
+    if version is not None:
+        remember_version(version)
+    return version
 
 
 def compose_version() -> tuple[int, int, int]:

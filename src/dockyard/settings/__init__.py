@@ -15,7 +15,7 @@ string) in :mod:`~dockyard.settings.readers`, and :func:`load_settings` in
 
 from dockyard.settings.checks import SERVICE_KEYS, settle_problem
 from dockyard.settings.keys import KEYS, Key, Settings, reference_markdown
-from dockyard.settings.load import load_settings, read_table
+from dockyard.settings.load import default_lock_dir, load_settings, read_table
 from dockyard.settings.readers import ServiceTables
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Key",
     "ServiceTables",
     "Settings",
+    "default_lock_dir",
     "load_settings",
     "read_table",
     "reference_markdown",

@@ -18,7 +18,8 @@ _DEFAULT_BERTH_CAP = 16
 _BY_NAME = {k.name: k for k in KEYS}
 
 
-def _default_lock_dir() -> str:
+def default_lock_dir() -> str:
+    """The lock directory when ``lock_dir`` is not set: ``$TMPDIR/dockyard-<uid>``."""
     # Host-global per user: every checkout of every project draws from the same pool.
     return os.path.join(tempfile.gettempdir(), f"dockyard-{os.getuid()}")
 
@@ -111,4 +112,4 @@ def _derive(values: dict[str, Any], root: Path) -> None:
         if not path.is_file():
             raise ConfigError("compose_files", str(path.relative_to(root)), f"file does not exist under {root}")
     if values["lock_dir"] is None:
-        values["lock_dir"] = Path(_default_lock_dir())
+        values["lock_dir"] = Path(default_lock_dir())

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from dockyard.dirs import ensure_lock_dir
+from dockyard.engine.compose_cli import compose_plugin
 from dockyard.errors import LockDirError
 from dockyard.settings import Settings
 
@@ -40,14 +41,6 @@ from dockyard.settings import Settings
 _FORMAT = 4
 _KEY_NAME = ".key"  # the digest key, in the entries' directory
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-# Where the docker CLI looks for its Compose plugin, after $DOCKER_CONFIG/cli-plugins.
-_PLUGIN_DIRS = (
-    "/usr/local/lib/docker/cli-plugins",
-    "/usr/local/libexec/docker/cli-plugins",
-    "/usr/lib/docker/cli-plugins",
-    "/usr/libexec/docker/cli-plugins",
-)
-
 Loader = Callable[[], tuple[tuple[int, int, int], dict[str, Any]]]
 # The configuration -> what of it may be written (None: nothing may).
 Projection = Callable[[dict[str, Any]], dict[str, Any] | None]
@@ -66,20 +59,6 @@ def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
 
 
 TolerantLoader.add_multi_constructor("!", _untagged)
-
-
-def compose_plugin() -> list[object] | None:
-    """Identity (path, size, mtime) of the Compose plugin the docker CLI would run, if found."""
-    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
-    for folder in (config / "cli-plugins", *map(Path, _PLUGIN_DIRS)):
-        candidate = folder / "docker-compose"
-        try:
-            resolved = candidate.resolve(strict=True)
-            st = resolved.stat()
-        except OSError:
-            continue
-        return [str(resolved), st.st_size, st.st_mtime_ns]
-    return None
 
 
 def _digest(path: Path) -> str | None:

@@ -1,0 +1,96 @@
+"""Which Compose plugin the docker CLI runs, and a memo of its version while both are unchanged.
+
+``docker compose version`` costs two Go processes (the CLI, then the plugin), 50-120 ms, on
+every handshake. The answer depends only on the docker CLI and the plugin binary it runs, so it
+is recorded beside the berths' locks with their identities (resolved path, size, mtime) and
+used while both still match. Anything unreadable or unexpected is a miss, never an error;
+without a plugin file to identify (a CLI with Compose built in, a shim), Compose is always asked.
+``DOCKYARD_CONFIG_CACHE=0`` turns this memo off with the config memo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from dockyard.dirs import ensure_lock_dir
+from dockyard.errors import LockDirError
+from dockyard.settings import default_lock_dir
+
+Version = tuple[int, int, int]
+# Where the docker CLI looks for its Compose plugin, after $DOCKER_CONFIG/cli-plugins.
+_PLUGIN_DIRS = (
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+_MEMO_NAME = "compose-version.json"
+
+
+def _identity(path: Path) -> list[object] | None:
+    try:
+        resolved = path.resolve(strict=True)
+        st = resolved.stat()
+    except OSError:
+        return None
+    return [str(resolved), st.st_size, st.st_mtime_ns]
+
+
+def compose_plugin() -> list[object] | None:
+    """Identity (path, size, mtime) of the Compose plugin the docker CLI would run, if found."""
+    config = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker"))
+    for folder in (config / "cli-plugins", *map(Path, _PLUGIN_DIRS)):
+        if (found := _identity(folder / "docker-compose")) is not None:
+            return found
+    return None
+
+
+def _key() -> list[object] | None:
+    """What the version depends on: the docker CLI and its plugin (None: cannot tell, ask)."""
+    if os.environ.get("DOCKYARD_CONFIG_CACHE") == "0":
+        return None
+    cli = shutil.which("docker")
+    plugin = compose_plugin()
+    if cli is None or plugin is None or (identity := _identity(Path(cli))) is None:
+        return None
+    return [identity, plugin]
+
+
+def _memo_path() -> Path:
+    # Trusted only in a directory private to this user: a planted version would skip the check.
+    return ensure_lock_dir(Path(default_lock_dir())) / _MEMO_NAME
+
+
+def remembered_version() -> Version | None:
+    """The Compose version recorded for the current CLI and plugin, or None."""
+    if (key := _key()) is None:
+        return None
+    try:
+        entry = json.loads(_memo_path().read_text())
+        if entry["key"] == key:
+            major, minor, patch = entry["version"]
+            return (int(major), int(minor), int(patch))
+    except (OSError, LockDirError, ValueError, KeyError, TypeError):
+        pass  # no memo, another CLI's, or a torn write: ask Compose
+    return None
+
+
+def remember_version(version: Version) -> None:
+    """Record ``version`` as the current CLI and plugin's (a failure only costs the next ask)."""
+    if (key := _key()) is None:
+        return
+    try:
+        path = _memo_path()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".compose-version-")
+    except (OSError, LockDirError):
+        return
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"key": key, "version": list(version)}, fh)
+        os.replace(tmp, path)  # readers see the old entry or the new one, never half of one
+    except OSError:
+        Path(tmp).unlink(missing_ok=True)
