@@ -329,3 +329,13 @@ def test_config_hashes_skip_the_memo_when_it_is_switched_off(
     memo.config_hashes(project, "x\n", load)
     memo.config_hashes(project, "x\n", load)
     assert load.calls == 2
+
+
+def test_compose_tags_read_as_plain_values_and_bad_yaml_is_a_value_error() -> None:
+    assert memo.read_yaml("a: !reset []\nb: !override {x: 1}\nc: !reset null\n") == {
+        "a": [],
+        "b": {"x": 1},
+        "c": "null",
+    }
+    with pytest.raises(ValueError, match="mapping values are not allowed"):
+        memo.read_yaml("a: b: c")

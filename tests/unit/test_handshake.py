@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -150,3 +152,22 @@ def test_other_endpoints_go_through_docker_py(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(endpoints, "_sdk", asked.append)
     handshake(Engine("tcp://127.0.0.1:2375"))
     assert asked == [Engine("tcp://127.0.0.1:2375")]
+
+
+_START_PATH = """
+import dockyard
+from dockyard.engine.endpoints import handshake
+from dockyard.sessions.api import acquire_berth
+from dockyard.stack.stack import Stack
+"""
+
+
+def test_the_start_path_imports_no_docker_py_yaml_psutil_or_urllib_request() -> None:
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", _START_PATH], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    modules = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "dockyard.sessions.api" in modules
+    heavy = {"docker", "requests", "urllib3", "yaml", "psutil", "rich", "python_on_whales", "http", "urllib.request"}
+    assert {m for m in modules if m in heavy or m.split(".")[0] in heavy} == set()

@@ -17,8 +17,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -74,6 +72,11 @@ def fetch_debootstrap(mirror: str, suite: str, into: Path, get: Callable[[str], 
 
 
 def _http_get(url: str) -> bytes:
+    # Imported here: urllib.request brings http.client, email and ssl (~8-10 ms), and only
+    # building a base image downloads anything.
+    import urllib.error  # noqa: PLC0415
+    import urllib.request  # noqa: PLC0415
+
     try:
         with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - a Debian mirror URL, http(s)
             body: bytes = response.read()

@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dockyard.engine.endpoints import compose_version
 from dockyard.engine.images import BuildSpec
 from dockyard.errors import ComposeError, ConfigError
 from dockyard.pool.ports import PortBlock, PublishedPort, layout
 from dockyard.settings import Settings
 from dockyard.stack.masking import find_secrets, strings
-from dockyard.stack.memo import TolerantLoader, effective_config, input_files
+from dockyard.stack.memo import effective_config, input_files, read_yaml
 
 EXTENSION = "x-dockyard"  # a service's table of dockyard settings (Compose's place for tool metadata)
 # What dockyard reads of the configuration before `compose up` (ports, start order, images,
@@ -89,8 +87,8 @@ def _graft_extensions(settings: Settings, compose: list[str], config: dict[str, 
     if out.returncode != 0:
         raise ComposeError("docker compose config", cmd, out.returncode, out.stderr)
     try:
-        data = yaml.load(out.stdout, Loader=TolerantLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
+        data = read_yaml(out.stdout)
+    except ValueError as exc:
         raise ComposeError("docker compose config", cmd, out.returncode, f"unreadable YAML: {exc}") from None
     services = (data or {}).get("services") or {} if isinstance(data, dict) else {}
     for name, svc in (config.get("services") or {}).items():

@@ -15,6 +15,7 @@ in every later output.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -23,7 +24,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus, unquote
-from xml.sax.saxutils import escape as xml_escape
 
 from dockyard.errors import DockyardError
 
@@ -48,8 +48,9 @@ def forms(secret: str) -> set[str]:
         quote(secret, safe=""),
         quote_plus(secret),
         unquote(secret),
-        xml_escape(secret),  # in an element's text
-        xml_escape(secret, {'"': "&quot;"}),  # in an attribute
+        # XML-escaped as xml.sax.saxutils would (which imports urllib.request, ~10 ms): &, <, >
+        html.escape(secret, quote=False),  # in an element's text
+        html.escape(secret, quote=False).replace('"', "&quot;"),  # in an attribute
     }
 
 

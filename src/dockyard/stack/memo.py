@@ -19,6 +19,7 @@ may be the password the compose file reads from the environment.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -27,14 +28,15 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from dockyard.dirs import ensure_lock_dir
 from dockyard.engine.compose_cli import compose_plugin
 from dockyard.errors import LockDirError
 from dockyard.settings import Settings
+
+if TYPE_CHECKING:
+    import yaml
 
 # 2: a projection of the configuration, not the whole of it; 3: digests of the variables;
 # 4: services' x-dockyard tables in the projection.
@@ -46,19 +48,36 @@ Loader = Callable[[], tuple[tuple[int, int, int], dict[str, Any]]]
 Projection = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
-class TolerantLoader(yaml.SafeLoader):
-    """Safe YAML that reads Compose's own tags (``!reset``, ``!override``) as plain values."""
+def read_yaml(text: str) -> Any:
+    """``text`` as safe YAML that reads Compose's own tags (``!reset``, ``!override``) as plain values.
+
+    Raises ValueError when ``text`` is not YAML.
+    """
+    # Imported here: PyYAML costs ~8 ms of import, and only a miss of the memo reads YAML.
+    import yaml  # noqa: PLC0415
+
+    try:
+        return yaml.load(text, Loader=_tolerant_loader())  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        raise ValueError(str(exc)) from None
 
 
-def _untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]  # the remaining node kind
+@functools.cache
+def _tolerant_loader() -> type[yaml.SafeLoader]:
+    import yaml  # noqa: PLC0415 - see read_yaml
 
+    def untagged(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_scalar(node)  # type: ignore[arg-type]  # the remaining node kind
 
-TolerantLoader.add_multi_constructor("!", _untagged)
+    class TolerantLoader(yaml.SafeLoader):
+        """Safe YAML that reads Compose's own tags as plain values."""
+
+    TolerantLoader.add_multi_constructor("!", untagged)
+    return TolerantLoader
 
 
 def _digest(path: Path) -> str | None:
@@ -77,8 +96,8 @@ def _as_list(value: object) -> list[Any]:
 def _referenced(path: Path, project_dir: Path) -> Iterator[Path]:
     """Files that ``path`` pulls into the configuration (``include``, ``extends``, ``env_file``)."""
     try:
-        data = yaml.load(path.read_text(), Loader=TolerantLoader)  # noqa: S506 - a SafeLoader subclass
-    except (OSError, yaml.YAMLError):
+        data = read_yaml(path.read_text())
+    except (OSError, ValueError):
         return
     if not isinstance(data, dict):
         return
