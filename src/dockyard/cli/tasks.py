@@ -37,7 +37,6 @@ from dockyard.sessions.run import run as run_command
 from dockyard.sessions.watch import watch as watch_command
 from dockyard.settings import Settings, load_settings
 from dockyard.shards.junit import junit_counts, merge_junit_files, write_xml
-from dockyard.shards.parallel import run_shards
 from dockyard.shards.plan import JUNIT
 from dockyard.shards.policy import choose_shards
 from dockyard.stack.compose import ComposeModel
@@ -326,6 +325,10 @@ def watch(c: Context, services: str = "", tests: str = "") -> None:
 @_front
 def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json: bool = False) -> None:
     """Run pytest with the arguments after `--` as parallel shards split by recorded durations."""
+    # Imported here: the shard runner loads the per-shard pytest plugin, and with it pytest
+    # (~75 ms), which every other command of the CLI would pay for nothing.
+    from dockyard.shards.parallel import run_shards  # noqa: PLC0415
+
     settings = load_settings()
     count, only = choose_shards(shards, shard)
     code = run_shards(settings, remainder(c), count, only, Path(junit) if junit else None, json_summary=json)

@@ -7,8 +7,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-import docker.errors
-
 from dockyard.dirs import ensure_lock_dir
 from dockyard.engine.endpoints import Engine, compose_version, engines_of, is_podman, sdk
 from dockyard.engine.labels import MANAGED
@@ -123,6 +121,8 @@ def _engine_check(engine: Engine) -> str:
 
 def _network_pool() -> str:
     """Create (and remove) a bridge network: proof that an address pool has room."""
+    import docker.errors  # noqa: PLC0415 - docker-py (~45 ms) only where the engine is called; sdk() loads it
+
     client = sdk()
     try:
         net = client.networks.create(
