@@ -14,7 +14,7 @@ import pytest
 
 from dockyard.engine import endpoints
 from dockyard.engine.endpoints import Engine, handshake
-from dockyard.engine.ping import PingError, ping_unix, status_of
+from dockyard.engine.socket_api import PingError, ping, status_of
 from dockyard.errors import DockerUnavailable
 
 OK = b"HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nOK"
@@ -74,7 +74,7 @@ def fresh_handshakes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_an_engine_answering_ok_passes(fake_engine: Serve) -> None:
     path = fake_engine(OK)
-    ping_unix(path)
+    ping(path)
     handshake(Engine(f"unix://{fake_engine(OK)}"))
 
 
@@ -87,21 +87,21 @@ def test_http_1_0_and_bare_newlines_are_read() -> None:
     ("answer", "said"),
     [
         (b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", "GET /_ping answered HTTP 500"),
-        (b"SSH-2.0-OpenSSH_9.6\r\n", "not an HTTP answer to GET /_ping: 'SSH-2.0-OpenSSH_9.6'"),
-        (b"", "not an HTTP answer to GET /_ping: 'nothing'"),
+        (b"SSH-2.0-OpenSSH_9.6\r\n", "not an HTTP answer: 'SSH-2.0-OpenSSH_9.6'"),
+        (b"", "not an HTTP answer: 'nothing'"),
     ],
 )
 def test_anything_but_200_is_not_an_engine(fake_engine: Serve, answer: bytes, said: str) -> None:
     path = fake_engine(answer)
     with pytest.raises(PingError, match=said):
-        ping_unix(path)
+        ping(path)
     with pytest.raises(DockerUnavailable, match=f"the Docker daemon at unix://.* is unreachable .*{said}"):
         handshake(Engine(f"unix://{fake_engine(answer)}"))
 
 
 def test_a_silent_socket_times_out(fake_engine: Serve) -> None:
     with pytest.raises(TimeoutError):
-        ping_unix(fake_engine(None), timeout=0.2)
+        ping(fake_engine(None), timeout=0.2)
 
 
 def test_a_missing_socket_says_so_with_the_remedy(tmp_path: Path) -> None:
@@ -144,7 +144,7 @@ def test_only_a_plain_unix_socket_skips_docker_py(
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert endpoints._plain_socket(Engine(endpoint)) == path
+    assert endpoints.plain_socket(Engine(endpoint)) == path
 
 
 def test_other_endpoints_go_through_docker_py(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import docker.errors
 import pytest
-from docker import DockerClient
 
 from dockyard.engine import location
 from dockyard.engine.endpoints import Engine
 from dockyard.engine.location import Hints, hints, locate
-from dockyard.errors import DockyardError
+from dockyard.errors import DockerUnavailable, DockyardError
 
 CID = "3f" * 32
 OTHER = "ab" * 32
@@ -86,13 +89,9 @@ def container(cid: str, name: str, hostname: str, network_mode: str = "bridge") 
     }
 
 
-def engine(*infos: dict[str, Any]) -> tuple[FakeApi, Any]:
+def engine(*infos: dict[str, Any]) -> tuple[FakeApi, Callable[[], location.Inspect]]:
     api = FakeApi({info["Id"]: info for info in infos})
-
-    def client() -> DockerClient:
-        return FakeClient(api)  # type: ignore[return-value]  # duck-typed: only .api is used
-
-    return api, client
+    return api, lambda: location.sdk_inspect(api)
 
 
 def test_found_on_the_engine_by_its_id(tmp_path: Path) -> None:
@@ -129,7 +128,7 @@ def test_host_network_mode_keeps_host_ports(tmp_path: Path) -> None:
 
 
 def test_host_mode_and_plain_hosts_never_ask_the_engine(tmp_path: Path) -> None:
-    def no_engine() -> DockerClient:
+    def no_engine() -> location.Inspect:
         raise AssertionError("the engine was asked")
 
     found = hints(tree(tmp_path, mountinfo=MOUNTINFO_DOCKER, marker=True))
@@ -149,14 +148,15 @@ def test_container_mode_fails_with_a_remedy_when_not_found(tmp_path: Path) -> No
 
 def test_the_runner_is_looked_up_on_the_stacks_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     second = Engine("unix:///tmp/second/docker.sock")
-    api, client = engine(container(OTHER, "unrelated", "x"))
+    api, _inspector = engine(container(OTHER, "unrelated", "x"))
     asked: list[Engine | None] = []
 
-    def sdk(of: Engine | None = None) -> DockerClient:
+    def sdk(of: Engine | None = None) -> FakeClient:
         asked.append(of)
-        return client()  # type: ignore[no-any-return]  # the fake client of engine()
+        return FakeClient(api)
 
     monkeypatch.setattr(location, "sdk", sdk)
+    monkeypatch.setattr(location, "plain_socket", lambda engine: None)  # as for a TCP engine
     monkeypatch.setattr(location, "hints", lambda: Hints(in_container=True, ids=(CID,), hostname="box"))
     location.runner.cache_clear()
     try:
@@ -177,4 +177,46 @@ def test_another_containers_directory_mounted_on_the_host_is_not_ours(tmp_path: 
 def test_an_id_whose_container_has_another_hostname_is_not_ours() -> None:
     api = FakeApi({CID: container(CID, "/stranger", hostname="stranger")})
     found = Hints(in_container=True, ids=(CID,), hostname="box")
-    assert location.find_container(api, found) is None
+    assert location.find_container(location.sdk_inspect(api), found) is None
+
+
+def test_on_a_unix_socket_the_runner_is_found_without_docker_py(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = json.dumps(container(CID, "ci-job", "box")).encode()
+    asked: list[bytes] = []
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(tmp_path / "e.sock"))
+    server.listen(2)
+
+    def answer() -> None:
+        for status in (b"404 Not Found", b"200 OK"):  # the first id is unknown, the second is us
+            conn, _ = server.accept()
+            with conn:
+                asked.append(conn.recv(4096).split(b"\r\n")[0])
+                reply = body if status == b"200 OK" else b'{"message": "No such container"}'
+                conn.sendall(b"HTTP/1.0 " + status + b"\r\nContent-Type: application/json\r\n\r\n" + reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    monkeypatch.setattr(location, "sdk", lambda engine=None: pytest.fail("docker-py was asked"))
+    monkeypatch.setattr(location, "hints", lambda: Hints(in_container=True, ids=(OTHER, CID), hostname="box"))
+    location.runner.cache_clear()
+    try:
+        place = location.runner("auto", Engine(f"unix://{tmp_path / 'e.sock'}"))
+    finally:
+        location.runner.cache_clear()
+        thread.join(5)
+        server.close()
+    assert place.container == CID
+    assert asked == [f"GET /containers/{OTHER}/json HTTP/1.0".encode(), f"GET /containers/{CID}/json HTTP/1.0".encode()]
+
+
+def test_an_engine_gone_from_its_socket_is_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(location, "hints", lambda: Hints(in_container=True, ids=(CID,), hostname="box"))
+    location.runner.cache_clear()
+    try:
+        with pytest.raises(DockerUnavailable, match=r"is unreachable .*No such file or directory"):
+            location.runner("auto", Engine(f"unix://{tmp_path / 'gone.sock'}"))
+    finally:
+        location.runner.cache_clear()

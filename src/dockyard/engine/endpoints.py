@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from dockyard.engine import socket_api
 from dockyard.engine.compose_cli import remember_version, remembered_version
-from dockyard.engine.ping import ping_unix
 from dockyard.errors import DockerUnavailable
 from dockyard.host import own_addresses
 
@@ -254,7 +254,7 @@ def _sdk(engine: Engine) -> SdkClient:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
-    raise _unreachable(engine, reason)
+    raise unreachable(engine, reason)
 
 
 def _need_cli() -> None:
@@ -265,7 +265,8 @@ def _need_cli() -> None:
         )
 
 
-def _unreachable(engine: Engine, reason: str) -> DockerUnavailable:
+def unreachable(engine: Engine, reason: str) -> DockerUnavailable:
+    """The error of an engine that does not answer, for ``reason``, with the remedy."""
     return DockerUnavailable(
         f"the Docker daemon at {engine} is unreachable ({reason})",
         remedy="start the daemon (e.g. `sudo systemctl start docker`), or fix DOCKER_HOST / the docker context"
@@ -273,7 +274,7 @@ def _unreachable(engine: Engine, reason: str) -> DockerUnavailable:
     )
 
 
-def _plain_socket(engine: Engine) -> str | None:
+def plain_socket(engine: Engine) -> str | None:
     """The path of ``engine``'s unix socket when plain HTTP reaches it; None when only docker-py can.
 
     TLS material (a context's, or DOCKER_TLS_VERIFY / DOCKER_CERT_PATH beside DOCKER_HOST),
@@ -296,15 +297,15 @@ def _plain_socket(engine: Engine) -> str | None:
 @functools.cache
 def _answers(engine: Engine) -> None:
     # Cached on success only (functools.cache keeps no exception): one ping per engine and process.
-    path = _plain_socket(engine)
+    path = plain_socket(engine)
     if path is None:
         _sdk(engine)
         return
     _need_cli()
     try:
-        ping_unix(path)
+        socket_api.ping(path)
     except OSError as exc:
-        raise _unreachable(engine, _reason(path, exc)) from None
+        raise unreachable(engine, _reason(path, exc)) from None
 
 
 def _reason(path: str, exc: OSError) -> str:
@@ -319,7 +320,7 @@ def handshake(engine: Engine | None = None) -> None:
     """Check the CLI, that ``engine`` (default: the current one) answers, and Compose v2.
 
     Raises :class:`DockerUnavailable` with the remedy. A plain unix socket is pinged without
-    docker-py (see :mod:`dockyard.engine.ping`); any other endpoint through the SDK client.
+    docker-py (see :mod:`dockyard.engine.socket_api`); any other endpoint through the SDK client.
     """
     _answers(engine or current_engine())
     compose_version()

@@ -19,13 +19,14 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dockyard.engine.endpoints import Engine, current_engine, sdk
+from dockyard.engine import socket_api
+from dockyard.engine.endpoints import Engine, current_engine, plain_socket, sdk, unreachable
 from dockyard.errors import DockyardError
 
-if TYPE_CHECKING:
-    from docker import DockerClient
+Inspect = Callable[[str], dict[str, Any] | None]
+"""The engine's inspect data of a container reference (id, prefix, name), or None when it names none."""
 
 MODES = ("auto", "host", "container")
 # Docker bind-mounts /etc/hostname, /etc/hosts and /etc/resolv.conf from the container's own
@@ -81,34 +82,55 @@ class Runner:
         return self.container is not None
 
 
-def find_container(api: Any, found: Hints) -> dict[str, Any] | None:
+def find_container(inspect: Inspect, found: Hints) -> dict[str, Any] | None:
     """The engine's inspect data of the container described by ``found``, or None.
 
     Ids from the mount table or cgroups name candidates; without them, the hostname (Docker's
     default is the short id) does. Either way the container's own hostname must be this
     process's: a candidate that merely shares an id or name is not us.
     """
-    import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
-
     candidates = [*found.ids] if found.ids else [found.hostname]
     for candidate in candidates:
-        try:
-            info: dict[str, Any] = api.inspect_container(candidate)
-        except docker.errors.NotFound:
-            continue
-        except docker.errors.APIError:
-            continue  # e.g. an ambiguous prefix: not a positive identification
-        if (info.get("Config") or {}).get("Hostname") == found.hostname:
+        info = inspect(candidate)
+        if info is not None and (info.get("Config") or {}).get("Hostname") == found.hostname:
             return info
     return None
 
 
+def sdk_inspect(api: Any) -> Inspect:
+    """:data:`Inspect` through docker-py's low-level ``api``."""
+    import docker.errors  # noqa: PLC0415 - docker-py is imported only where the engine is called
+
+    def inspect(ref: str) -> dict[str, Any] | None:
+        try:
+            info: dict[str, Any] = api.inspect_container(ref)
+        except docker.errors.NotFound:
+            return None
+        except docker.errors.APIError:
+            return None  # e.g. an ambiguous prefix: not a positive identification
+        return info
+
+    return inspect
+
+
+def socket_inspect(engine: Engine, path: str) -> Inspect:
+    """:data:`Inspect` over ``engine``'s plain unix socket ``path``, without docker-py."""
+
+    def inspect(ref: str) -> dict[str, Any] | None:
+        try:
+            return socket_api.inspect_container(path, ref)
+        except OSError as exc:
+            raise unreachable(engine, f"{path}: {exc.strerror or exc}") from None
+
+    return inspect
+
+
 def locate(
-    client: Callable[[], DockerClient], mode: str, found: Hints | None = None, engine: Engine | None = None
+    inspector: Callable[[], Inspect], mode: str, found: Hints | None = None, engine: Engine | None = None
 ) -> Runner:
     """Decide how this process reaches the stack's services under ``mode`` (auto|host|container).
 
-    ``client`` (of ``engine``, default: the current one) is called only when the engine must
+    ``inspector`` (of ``engine``, default: the current one) is called only when the engine must
     be asked (in a container, mode not host).
     """
     if mode == "host":
@@ -121,8 +143,7 @@ def locate(
                 remedy="set DOCKYARD_RUNNER=auto (or host)",
             )
         return Runner(None, "not in a container")
-    api = client().api
-    info = find_container(api, found)
+    info = find_container(inspector(), found)
     if info is None:
         note = (
             f"running in a container ({found.hostname}) that the engine at "
@@ -146,7 +167,10 @@ def locate(
 @functools.cache
 def runner(mode: str, engine: Engine | None = None) -> Runner:
     """:func:`locate` for this process on ``engine`` (the stack's; default: the current one), asked once."""
-    return locate(lambda: sdk(engine), mode, engine=engine)
+    path = plain_socket(engine or current_engine())
+    if path is not None:
+        return locate(lambda: socket_inspect(engine or current_engine(), path), mode, engine=engine)
+    return locate(lambda: sdk_inspect(sdk(engine).api), mode, engine=engine)
 
 
 _SAID: set[str] = set()
