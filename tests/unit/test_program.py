@@ -160,3 +160,16 @@ def test_a_late_ctrl_c_ends_the_program_by_sigint(arm: str, code: int) -> None:
 
     assert done.returncode == code, done.stderr
     assert done.stdout == "work done\n"  # flushed before the signal could end the process
+
+
+def test_the_program_loads_without_pytest_or_docker_py() -> None:
+    """pytest is no dependency of a plain install, and docker-py is for the commands that call the engine."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import dockyard.cli.program"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "dockyard.cli.tasks" in modules
+    assert {m for m in modules if m.split(".")[0] in ("pytest", "_pytest", "docker", "requests")} == set()
