@@ -14,7 +14,7 @@ import pytest
 
 from dockyard.engine import endpoints
 from dockyard.engine.endpoints import Engine, handshake
-from dockyard.engine.socket_api import PingError, ping, status_of
+from dockyard.engine.socket_api import PingError, get, ping, status_of
 from dockyard.errors import DockerUnavailable
 
 OK = b"HTTP/1.1 200 OK\r\nApi-Version: 1.45\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nOK"
@@ -97,6 +97,30 @@ def test_anything_but_200_is_not_an_engine(fake_engine: Serve, answer: bytes, sa
         ping(path)
     with pytest.raises(DockerUnavailable, match=f"the Docker daemon at unix://.* is unreachable .*{said}"):
         handshake(Engine(f"unix://{fake_engine(answer)}"))
+
+
+def test_an_answer_is_complete_by_its_length_on_a_connection_kept_open(tmp_path: Path) -> None:
+    path = str(tmp_path / "open.sock")
+    done = threading.Event()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(path)
+        server.listen(1)
+
+        def answer_and_hold() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(4096)
+                conn.sendall(OK[:40])
+                conn.sendall(OK[40:])
+                done.wait(5)
+
+        thread = threading.Thread(target=answer_and_hold, daemon=True)
+        thread.start()
+        try:
+            assert get(path, "/_ping", timeout=2) == (200, b"OK")
+        finally:
+            done.set()
+            thread.join(5)
 
 
 def test_a_silent_socket_times_out(fake_engine: Serve) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import quote
 TIMEOUT_S = 10.0  # a daemon that takes longer than this to answer is not usable
 _MAX_RESPONSE = 16 * 1024 * 1024  # an inspect answer is a few KiB; this bounds a runaway one
 _STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})[^\r\n]*\r?\n")
+_LENGTH = re.compile(rb"\r\nContent-Length: *(\d+)", re.IGNORECASE)
 
 
 class PingError(OSError):
@@ -35,14 +36,21 @@ def get(path: str, url: str, timeout: float = TIMEOUT_S) -> tuple[int, bytes]:
         sock.settimeout(timeout)
         sock.connect(path)
         sock.sendall(f"GET {url} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-        chunks: list[bytes] = []
-        size = 0
-        while size < _MAX_RESPONSE and (chunk := sock.recv(65536)):
-            chunks.append(chunk)
-            size += len(chunk)
-    answer = b"".join(chunks)
+        answer = b""
+        while len(answer) < _MAX_RESPONSE and not _complete(answer) and (chunk := sock.recv(65536)):
+            answer += chunk
     head, _, body = answer.partition(b"\r\n\r\n")
     return status_of(head + b"\r\n"), body
+
+
+def _complete(answer: bytes) -> bool:
+    # The whole body by its Content-Length, so that a server keeping the connection open after
+    # all is not waited on; without one, the end is the closed connection.
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    match = _LENGTH.search(head)
+    return match is not None and len(body) >= int(match[1])
 
 
 def status_of(answer: bytes) -> int:
