@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from dockyard.engine.endpoints import forget_clients, preflight, publish_note
 from dockyard.engine.labels import find, remove
-from dockyard.errors import DockerUnavailable, StackUnhealthy
+from dockyard.errors import DockerUnavailable, DockyardError, StackUnhealthy
 from dockyard.pool.leasing import image_sources, share_images
 from dockyard.settings import Settings
+from dockyard.stack import teardown
 from dockyard.stack.attach import attach_runner, detach_runner
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.coverage import STOP_TIMEOUT
@@ -23,6 +23,9 @@ from dockyard.stack.override import Override
 from dockyard.stack.project import ComposeProject
 from dockyard.stack.readiness import Readiness, Unready
 from dockyard.ui.progress import FAILED, STARTING, Reporter
+
+if TYPE_CHECKING:
+    from docker import DockerClient
 
 _SAID: set[str] = set()  # notes said once per process
 
@@ -136,37 +139,56 @@ class Lifecycle:
     def down(self) -> None:
         """Remove containers, networks, volumes and orphans; then sweep anything of this lease left.
 
-        SIGINT/SIGTERM arriving meanwhile are held until the sweep is done, then delivered: the
-        lease is released right after a teardown, so one cut short leaked the stack for good.
+        What ``compose down -v --remove-orphans`` removes, through the engine API (see
+        :mod:`dockyard.stack.teardown`), then everything labelled with the lease. Anything still
+        there afterwards raises :class:`DockyardError` naming it, and the berth's record is kept
+        for the next holder (or ``cleanup``) to reap. SIGINT/SIGTERM arriving meanwhile are held
+        until the sweep is done, then delivered: the lease is released right after a teardown,
+        so one cut short leaked the stack for good.
         """
-        from python_on_whales.exceptions import DockerException  # noqa: PLC0415 - python-on-whales, see ComposeProject
+        from requests.exceptions import ConnectionError as ConnectionLost  # noqa: PLC0415 - docker-py's transport
 
         with signals_deferred():
             detach_runner(self.project, self.settings.runner, self.progress)
+            engine = self.project.berth.engine
             try:
-                if self.override.coverage is not None:
-                    # Measured services first, and given time: their data is written as they stop.
-                    # A failed stop changes nothing below: `down` and the sweep remove them anyway.
-                    measured = self.override.coverage.services
-                    with contextlib.suppress(DockerException):
-                        self.project.compose.compose.stop(measured, timeout=self.stop_timeout(measured))
-                self.project.compose.compose.down(
-                    remove_orphans=True, volumes=True, timeout=self.settings.stop_timeout, quiet=True
-                )
-            except DockerException as exc:
-                self.progress(
-                    f"compose down of {self.project.name} failed ({self.project.stderr_tail(exc)}); removing by label"
-                )
-            finally:
-                # Whatever compose did or raised: everything of this lease goes, by its label.
                 try:
-                    self._sweep()
-                except DockerUnavailable:
-                    # The engine went away: what is left on it stays recorded, for the next holder
-                    # (or `cleanup`) to reap once it answers again.
-                    self.project.berth.keep_record = True
-                    raise
-                self.override.remove()
+                    left = self._remove_all(preflight(engine))
+                except ConnectionLost:
+                    forget_clients()  # the cached client's daemon went away: connecting anew says so
+                    left = self._remove_all(preflight(engine))
+            except DockerUnavailable:
+                # The engine went away: what is left on it stays recorded, for the next holder
+                # (or `cleanup`) to reap once it answers again.
+                self.project.berth.keep_record = True
+                raise
+            if left:
+                self.project.berth.keep_record = True
+                raise DockyardError(
+                    f"the teardown of {self.project.name} left {'; '.join(left)}",
+                    remedy="run `dockyard cleanup` (it removes them by their labels) once the engine allows it",
+                )
+            self.override.remove()
+
+    def _remove_all(self, client: DockerClient) -> list[str]:
+        """Take the project down, then sweep the lease's labels; what is still there, as text."""
+        lease = {"dockyard.lease": self.project.berth.record.lease_id}
+        name = self.project.name
+        coverage = self.override.coverage
+        if coverage is not None:
+            # Measured services first, and given time: their data is written as they stop.
+            # A failed stop changes nothing below: the removal kills what still runs.
+            measured = coverage.services
+            teardown.stop(client, name, timeout=self.stop_timeout(measured), services=measured)
+        problems = teardown.take_down(client, name, timeout=self.settings.stop_timeout)
+        # Whatever the removal did: everything of this lease goes, by its label.
+        problems += remove(client, find(client, **lease))
+        if not problems:
+            return []
+        # Say only what is truly still there: the sweep may have removed what the first pass could not.
+        left = {f"container {c.name}" for c in teardown.containers_of(client, name)}
+        left |= {f"{r.kind} {r.name}" for r in find(client, **lease)}
+        return sorted(left)
 
     def stop_timeout(self, services: Sequence[str] = ()) -> int:
         """Seconds ``services`` (default all) get to stop before they are killed."""
@@ -174,19 +196,6 @@ class Lifecycle:
         if coverage is not None and (not services or set(services) & set(coverage.services)):
             return max(self.settings.stop_timeout, STOP_TIMEOUT)
         return self.settings.stop_timeout
-
-    def _sweep(self) -> None:
-        """Remove everything labelled with this lease; :class:`DockerUnavailable` if the engine is gone."""
-        from requests.exceptions import ConnectionError as ConnectionLost  # noqa: PLC0415 - docker-py's transport
-
-        lease = {"dockyard.lease": self.project.berth.record.lease_id}
-        client = preflight(self.project.berth.engine)
-        try:
-            remove(client, find(client, **lease))
-        except ConnectionLost:
-            forget_clients()  # the cached client's daemon went away: connecting anew says so
-            client = preflight(self.project.berth.engine)
-            remove(client, find(client, **lease))
 
 
 @contextmanager
