@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dockyard.engine.endpoints import engine_for
-from dockyard.errors import CorruptRecord, DockyardError
+from dockyard.engine.endpoints import engine_for, sdk
+from dockyard.errors import CorruptRecord, DockerUnavailable, DockyardError
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth, BerthPool, lock_is_held
 from dockyard.pool.lease import LeaseRecord, read_record
@@ -124,7 +124,11 @@ def lock_path_of(settings: Settings, record: LeaseRecord) -> Path:
 
 
 def stop_keeper(settings: Settings, record: LeaseRecord, timeout: float = 60) -> None:
-    """Ask the keeper to tear its stack down and wait until its berth is free."""
+    """Ask the keeper to tear its stack down and wait until its berth is free.
+
+    A keeper whose teardown left something behind keeps the berth's record (for the next
+    holder or ``cleanup`` to reap): that raises :class:`DockyardError` naming what is left.
+    """
     lock = lock_path_of(settings, record)
     try:
         os.kill(record.pid, signal.SIGTERM)
@@ -138,3 +142,28 @@ def stop_keeper(settings: Settings, record: LeaseRecord, timeout: float = 60) ->
                 remedy=f"kill pid {record.pid}, then run `dockyard cleanup`",
             )
         time.sleep(0.05)  # polling the lock to a deadline
+    if _still_recorded(lock, record) and (left := _leftovers(record)):
+        raise DockyardError(
+            f"berth {record.index} ({record.project}) was released with {left} still on the engine",
+            remedy="run `dockyard cleanup` to remove them by their labels",
+        )
+
+
+def _still_recorded(lock: Path, record: LeaseRecord) -> bool:
+    """Whether ``record``'s lease is still recorded beside ``lock`` (kept by a teardown that left something)."""
+    try:
+        kept = read_record(lock.with_suffix(".json"))
+    except CorruptRecord:
+        return False
+    return kept is not None and kept.lease_id == record.lease_id
+
+
+def _leftovers(record: LeaseRecord) -> str:
+    """What of ``record``'s lease the engine still has, as text; "" for nothing (asked after a failed teardown)."""
+    from dockyard.engine.labels import find  # noqa: PLC0415 - docker-py, on this failure only
+
+    try:
+        found = find(sdk(engine_for(record.engine)), **{"dockyard.lease": record.lease_id})
+    except DockerUnavailable as exc:
+        return f"what its engine holds of it (which did not answer: {exc.message})"
+    return "; ".join(f"{r.kind} {r.name}" for r in found)
