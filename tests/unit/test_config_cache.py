@@ -18,6 +18,7 @@ from dockyard.stack import memo
 from dockyard.stack.compose import ComposeModel, shape_of
 from dockyard.stack.memo import Loader
 from dockyard.stack.memo import effective_config as _effective_config
+from dockyard.stack.waits.choice import health_tests
 
 COMPOSE = """\
 include:
@@ -246,7 +247,8 @@ def test_the_memo_holds_the_start_path_shape_and_never_a_secret(project: Setting
     assert SECRET not in text
     assert json.dumps(SECRET)[1:-1] not in text  # nor in its JSON-escaped form
     stored = json.loads(text)["config"]["services"]
-    assert not {"environment", "command", "healthcheck"} & (stored["db"].keys() | stored["api"].keys())
+    assert not {"environment", "command"} & (stored["db"].keys() | stored["api"].keys())
+    assert stored["db"]["healthcheck"] == {"test": ["CMD", "pg_isready"]}  # readiness runs it as written
 
     second = _model(project, compose)
     assert compose.calls == 1  # served from the memo ...
@@ -254,6 +256,7 @@ def test_the_memo_holds_the_start_path_shape_and_never_a_secret(project: Setting
     assert second.port_map(PortBlock(30000, 10)) == first.port_map(PortBlock(30000, 10))
     assert second.start_levels() == [["db"], ["api"]]
     assert second.build_specs() == first.build_specs()
+    assert health_tests(second) == {"db": ["CMD", "pg_isready"]}
     labels = {"dockyard.managed": "true"}
     assert second.override("p-30000", PortBlock(30000, 10), labels) == first.override(
         "p-30000", PortBlock(30000, 10), labels

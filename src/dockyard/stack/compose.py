@@ -29,6 +29,7 @@ EXTENSION = "x-dockyard"  # a service's table of dockyard settings (Compose's pl
 # health checks, where interpolated secrets end up, stay out of it.
 _SHAPE_SERVICE_KEYS = (
     *("image", "build", "ports", "depends_on", "container_name", "network_mode", "volumes"),
+    "healthcheck",  # the check readiness runs as written
     EXTENSION,  # the wait strategy and settle time readiness reads
 )
 _SHAPE_KEYS = ("name", "networks", "volumes")

@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     import yaml
 
 # 2: a projection of the configuration, not the whole of it; 3: digests of the variables;
-# 4: services' x-dockyard tables in the projection.
-_FORMAT = 4
+# 4: services' x-dockyard tables in the projection; 5: their health checks too.
+_FORMAT = 5
 _KEY_NAME = ".key"  # the digest key, in the entries' directory
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 Loader = Callable[[], tuple[tuple[int, int, int], dict[str, Any]]]

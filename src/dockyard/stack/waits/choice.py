@@ -103,7 +103,7 @@ def health_tests(model: ComposeModel) -> dict[str, list[str]]:
     fails there, whereas this copy runs the command the user wrote.
     """
     tests = {}
-    for name, svc in (model.config.get("services") or {}).items():
+    for name, svc in model.services.items():  # the memo's shape holds the checks: no Compose process
         test = (svc.get("healthcheck") or {}).get("test")
         if isinstance(test, str):
             test = ["CMD-SHELL", test]
