@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import signal
 import threading
 import time
@@ -79,11 +78,6 @@ class Lifecycle:
         began = time.monotonic()
         berth = self.project.berth
         self.project.ensure_engine()
-        with signals_deferred():
-            # python-on-whales, imported where first used: a Ctrl-C cutting that import short
-            # leaves half-made modules no later import can finish, and the teardown of a
-            # partial start needs them. Here nothing is created yet, and the import completes.
-            importlib.import_module("python_on_whales")
         berth.note_engine_id()
         if (note := publish_note(berth.engine)) is not None and note not in _SAID:
             _SAID.add(note)
@@ -103,10 +97,7 @@ class Lifecycle:
             # then starts the containers level by level of `depends_on`, looking at each
             # service's readiness at a fine interval. `up --wait` could only notice health at
             # the health-check interval, once per level.
-            self.project.run(
-                "up --no-start",
-                lambda: self.project.compose.compose.up(detach=True, no_build=True, quiet=True, start=False),
-            )
+            self.project.call("up", "--no-start", "--no-build")
             attach_runner(self.project, self.settings.runner, self.progress)
             deadline = time.monotonic() + self.settings.health_timeout
             for level in self.model.start_levels():

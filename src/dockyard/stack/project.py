@@ -2,16 +2,19 @@
 
 Three channels, each for what only it does well:
 
-- python-on-whales (:attr:`ComposeProject.compose`) for Compose's own verbs (``up``, ``down``,
-  ``stop``, ``restart``): the engine users run, not a re-implementation;
-- the ``docker compose`` CLI as a child process (:meth:`ComposeProject.command`) for streams
+- python-on-whales (:attr:`ComposeProject.compose`) for Compose's own verbs on a running stack
+  (``stop``, ``restart``, a refresh's ``up``): the engine users run, not a re-implementation;
+- the ``docker compose`` CLI as a child process (:meth:`ComposeProject.command`,
+  :meth:`ComposeProject.call`) for the creation of a start (``up --no-start``) and for streams
   (``logs --follow``, ``exec``), which a reader that stops early must be able to end;
-- the engine API (:attr:`ComposeProject.api`) for the fine-grained looks of a start: container
-  states many times a second, starting one level of ``depends_on``, running a check.
+- the engine API (:attr:`ComposeProject.api`) for the fine-grained looks of a start (container
+  states many times a second, starting one level of ``depends_on``, running a check) and for
+  the teardown (:mod:`dockyard.stack.teardown`).
 """
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
@@ -89,6 +92,25 @@ class ComposeProject:
             raise ComposeError(
                 f"compose {action}", map(str, exc.docker_command), exc.return_code, self.redact(exc.stderr or "")
             ) from None
+
+    def call(self, verb: str, *args: str) -> None:
+        """Run ``docker compose <verb> <args>`` for this project to its end; a failure is a :class:`ComposeError`.
+
+        A child process of its own, for the verbs of a start: python-on-whales' import
+        (~0.25 CPU-s of pydantic models) buys nothing a command line does not say.
+        """
+        cmd = self.command(verb, *args)
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            cwd=self.settings.root,
+            env=self.cli_env(),
+        )
+        if done.returncode != 0:
+            raise ComposeError(f"compose {verb}", cmd, done.returncode, self.redact(done.stderr or done.stdout))
 
     def stderr_tail(self, exc: DockerException) -> str:
         """The last lines Compose wrote to stderr, masked."""
