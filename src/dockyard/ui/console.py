@@ -9,16 +9,15 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, Any
-
-from rich import box
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import IO, TYPE_CHECKING, Any
 
 from dockyard.ui import ci
-from dockyard.ui.live import LiveReporter
 from dockyard.ui.progress import Reporter, plain_lines
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# rich (~50 ms of import) is imported where it draws: plain output (pipes, CI) never needs it.
 
 
 def is_plain(stream: IO[str] | None = None) -> bool:
@@ -44,6 +43,8 @@ def console() -> Console:
 
     ``NO_COLOR`` always wins over colour: rich reads it when ``no_color`` is left to it.
     """
+    from rich.console import Console  # noqa: PLC0415 - see the imports above
+
     plain = is_plain(sys.stderr)
     # force_terminal=False, not just no_color: CI runners often give a TTY, and bold/dim or a
     # cursor-moving live display would still reach their logs as escape codes.
@@ -54,8 +55,9 @@ def console() -> Console:
 
 def say(message: str) -> None:
     """One progress line for humans (stderr)."""
-    if not console().is_terminal:
-        console().print(f"dockyard: {message}", markup=False, highlight=False)
+    if is_plain(sys.stderr) or not console().is_terminal:
+        sys.stderr.write(f"dockyard: {message}\n")
+        sys.stderr.flush()
         return
     # soft_wrap: a long path broken by an inserted newline can no longer be copied.
     console().print(f"[dim]dockyard:[/dim] {message}", markup=True, soft_wrap=True)
@@ -70,9 +72,11 @@ def reporter(title: str = "dockyard: images and services") -> Iterator[Reporter]
     Actions and GitLab CI (:func:`dockyard.ui.ci.fold`).
     """
     with ci.fold(title):
-        if not console().is_terminal:
+        if is_plain(sys.stderr) or not console().is_terminal:
             yield plain_lines(sys.stderr)
             return
+        from dockyard.ui.live import LiveReporter  # noqa: PLC0415 - rich, see the imports above
+
         with LiveReporter(console()) as live:
             yield live
 
@@ -85,6 +89,10 @@ def emit_json(data: Any) -> None:
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     """A table on stdout: rich on a terminal; ASCII, Markdown-shaped, under its title otherwise."""
+    from rich import box  # noqa: PLC0415 - see the imports above
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
     plain = is_plain(sys.stdout)
     # CI logs and pipes: no box-drawing characters and no title or cells padded to the
     # terminal's width; the rows read (and paste into an issue) as a Markdown table.
@@ -121,13 +129,15 @@ def summary(title: str, fields: Iterable[tuple[str, object]]) -> None:
     """
     fields = list(fields)
     ci.step_summary(ci.markdown_fields(f"dockyard: {title}", fields))
-    out = console()
-    if not out.is_terminal:
+    if is_plain(sys.stderr) or not (out := console()).is_terminal:
         # Plain lines, never wrapped: CI logs are grepped, and a wrapped path is no path.
         lines = [f"dockyard: {title}", *(f"  {name}: {value}" for name, value in fields)]
         sys.stderr.write("\n".join(lines) + "\n")
         sys.stderr.flush()
         return
+    from rich.table import Table  # noqa: PLC0415 - see the imports above
+    from rich.text import Text  # noqa: PLC0415
+
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
