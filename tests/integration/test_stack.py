@@ -11,7 +11,7 @@ import pytest
 
 import dockyard
 
-from .helpers import NOTHING, Project, Projects, compose, leftovers, project_resources, service
+from .helpers import IMAGE, NOTHING, Project, Projects, compose, docker, leftovers, project_resources, service
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(180)]
 
@@ -140,3 +140,46 @@ def test_hard_coded_host_port_runs_unchanged_in_two_berths(make_project: Project
         assert hosts[0] != hosts[1]
     assert project.compose.read_bytes() == before
     assert sorted(p.name for p in project.root.iterdir()) == ["compose.yaml", "locks", "pyproject.toml"]
+
+
+# Each ignores SIGTERM (tini passes it to a shell that traps it): it stops only when killed.
+STUBBORN = ("sh", "-c", "trap '' TERM; while :; do sleep 0.1; done")
+
+
+def test_down_stops_every_service_at_once_each_killed_after_the_stop_timeout(make_project: Projects) -> None:
+    """Three levels of `depends_on` that ignore SIGTERM go in one stop_timeout, not one per level."""
+    chain = compose(
+        service("a", command=STUBBORN, extra=["depends_on: [b]"]),
+        service("b", command=STUBBORN, extra=["depends_on: [c]"]),
+        service("c", command=STUBBORN),
+    )
+    project = make_project("stubborn", "23600-23699", chain, stop_timeout=2)
+    with dockyard.acquire_berth(project.settings, with_ports=False) as berth:
+        stack = dockyard.Stack(project.settings, berth)
+        stack.up()
+        started = time.monotonic()
+        stack.down()
+        took = time.monotonic() - started
+        assert project_resources(stack.project) == NOTHING
+    assert 2.0 <= took < 4.0, f"down took {took:.1f}s for three levels of 2 s stops"
+
+
+def test_a_teardown_that_leaves_something_names_it_and_keeps_the_record(make_project: Projects) -> None:
+    """A named volume a stranger's container still uses cannot go: down says so, the berth stays recorded."""
+    project = make_project("pinned", "23700-23799", TWO_SERVICES)
+    with dockyard.acquire_berth(project.settings, with_ports=False) as berth:
+        stack = dockyard.Stack(project.settings, berth)
+        stack.up()
+        volume = f"{stack.project}_data"
+        stranger = f"{stack.project}-stranger"  # no dockyard label, no compose project: not the stack's
+        docker("run", "-d", "--name", stranger, "-v", f"{volume}:/data", IMAGE, "sleep", "infinity")
+        try:
+            with pytest.raises(dockyard.DockyardError, match=rf"left volume {volume}") as failed:
+                stack.down()
+            assert "dockyard cleanup" in str(failed.value)
+            assert berth.keep_record  # for the next holder, or `cleanup`, to reap
+            assert [c["Name"] for c in project_resources(stack.project)["container"]] == []
+            assert docker("ps", "-q", "--filter", f"name={stranger}").strip()  # a stranger is never touched
+        finally:
+            docker("rm", "-f", stranger, check=False)
+            docker("volume", "rm", "-f", volume, check=False)

@@ -177,9 +177,7 @@ class Lifecycle:
         if not problems:
             return []
         # Say only what is truly still there: the sweep may have removed what the first pass could not.
-        left = {f"container {c.name}" for c in teardown.containers_of(client, name)}
-        left |= {f"{r.kind} {r.name}" for r in find(client, **lease)}
-        return sorted(left)
+        return sorted({*teardown.remaining(client, name), *(f"{r.kind} {r.name}" for r in find(client, **lease))})
 
     def stop_timeout(self, services: Sequence[str] = ()) -> int:
         """Seconds ``services`` (default all) get to stop before they are killed."""

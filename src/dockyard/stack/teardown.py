@@ -86,6 +86,15 @@ def take_down(client: DockerClient, project: str, *, timeout: int) -> list[str]:
     return problems
 
 
+def remaining(client: DockerClient, project: str) -> list[str]:
+    """What of ``project`` the engine still has: "container NAME", "network NAME", "volume NAME"."""
+    api = client.api
+    left = [f"container {c.name}" for c in containers_of(client, project)]
+    left += [f"network {n['Name']}" for n in api.networks(filters=_selector(project))]
+    left += [f"volume {v['Name']}" for v in api.volumes(filters=_selector(project)).get("Volumes") or []]
+    return left
+
+
 def _selector(project: str) -> dict[str, list[str]]:
     return {"label": [f"{PROJECT_LABEL}={project}"]}
 
