@@ -121,7 +121,7 @@ def remove(client: DockerClient, resources: Iterable[Resource]) -> list[str]:
             else:
                 client.api.remove_volume(res.id, force=True)
         except docker.errors.NotFound:
-            continue  # removed meanwhile (compose down, another cleanup): the goal is met
+            continue  # removed meanwhile (the teardown, another cleanup): the goal is met
         except docker.errors.APIError as exc:
             problems.append(f"{res}: {exc.explanation or exc}")
     return problems

@@ -32,9 +32,9 @@ def attach_runner(project: ComposeProject, mode: str, progress: Reporter) -> Non
 
 
 def detach_runner(project: ComposeProject, mode: str, progress: Reporter) -> None:
-    """Disconnect the runner's container this process attached; `compose down` fails on it otherwise.
+    """Disconnect the runner's container this process attached; the networks cannot go otherwise.
 
-    Any other stranger on the networks is left to the label sweep of ``down``.
+    Any other stranger on the networks is disconnected by the teardown itself (``down``).
     """
     from docker.errors import APIError  # noqa: PLC0415 - the project's `api` has imported docker-py
 
