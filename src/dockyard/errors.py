@@ -184,6 +184,10 @@ class DockerUnavailable(DockyardError):
     exit_code = ExitCode.DOCKER_UNAVAILABLE
 
 
+class TeardownIncomplete(DockyardError):
+    """A teardown ended with some of the stack still on the engine (the message names it)."""
+
+
 class BaseImageUnavailable(DockerUnavailable):
     """A base image cannot be pulled, and what would make a stand-in is missing (root, a mirror)."""
 

@@ -30,6 +30,7 @@ from dockyard.errors import (
     LockDirError,
     NoFreeBerth,
     StackUnhealthy,
+    TeardownIncomplete,
 )
 from dockyard.sessions import keeper, keeper_client
 from dockyard.settings import load_settings
@@ -47,6 +48,9 @@ EXAMPLES: dict[type[DockyardError], Callable[[], DockyardError]] = {
     ComposeError: lambda: ComposeError("compose up", ["docker", "compose", "up"], 17, "line 1\nno such image\n"),
     BuildError: lambda: BuildError("building demo/api failed:\nstep 3", remedy="fix docker/api/Dockerfile"),
     CorruptRecord: lambda: CorruptRecord(Path("/var/locks/berth-3.json"), "ValueError: Expecting value"),
+    TeardownIncomplete: lambda: TeardownIncomplete(
+        "the teardown of demo-20000 left volume demo-20000_data", remedy="run `dockyard cleanup`"
+    ),
 }
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from dockyard.engine.endpoints import forget_clients, preflight, publish_note
 from dockyard.engine.labels import find, remove
-from dockyard.errors import DockerUnavailable, DockyardError, StackUnhealthy
+from dockyard.errors import DockerUnavailable, StackUnhealthy, TeardownIncomplete
 from dockyard.pool.leasing import image_sources, share_images
 from dockyard.settings import Settings
 from dockyard.stack import teardown
@@ -105,9 +105,12 @@ class Lifecycle:
                 self.wait(level, timeout=max(0.0, deadline - time.monotonic()))
         except StackUnhealthy:
             raise
-        except BaseException:
+        except BaseException as exc:
             # Ctrl-C or an engine error half-way: clean up what was created, then re-raise.
-            self.down()
+            try:
+                self.down()
+            except TeardownIncomplete as left:
+                exc.add_note(f"cleaning up the partial start: {left}")  # the start's error stays the one raised
             raise
         self.progress.stack_ready(self.project.name, time.monotonic() - began)
 
@@ -132,7 +135,7 @@ class Lifecycle:
 
         What ``compose down -v --remove-orphans`` removes, through the engine API (see
         :mod:`dockyard.stack.teardown`), then everything labelled with the lease. Anything still
-        there afterwards raises :class:`DockyardError` naming it, and the berth's record is kept
+        there afterwards raises :class:`TeardownIncomplete` naming it, and the berth's record is kept
         for the next holder (or ``cleanup``) to reap. SIGINT/SIGTERM arriving meanwhile are held
         until the sweep is done, then delivered: the lease is released right after a teardown,
         so one cut short leaked the stack for good.
@@ -155,7 +158,7 @@ class Lifecycle:
                 raise
             if left:
                 self.project.berth.keep_record = True
-                raise DockyardError(
+                raise TeardownIncomplete(
                     f"the teardown of {self.project.name} left {'; '.join(left)}",
                     remedy="run `dockyard cleanup` (it removes them by their labels) once the engine allows it",
                 )
