@@ -115,9 +115,12 @@ def test_three_shards_run_at_once_in_three_berths(make_project: Projects) -> Non
 
     durations = json.loads((project.root / ".dockyard" / "durations.json").read_text())
     costs = ["<berth cpu s>", "<shard fixed s>", "<stack up>", "<test cpu per s>"]  # what the run cost the host
-    assert sorted(durations) == [*costs, *(f"tests/test_{n}.py::test_runs_in_a_berth_{n}" for n in range(1, 7))]
+    marks = ["<tests alone>"]  # 0: three shards at once, with no run of one shard to scale to
+    tests = [f"tests/test_{n}.py::test_runs_in_a_berth_{n}" for n in range(1, 7)]
+    assert sorted(durations) == [*costs, *marks, *tests]
     assert durations["<stack up>"] > 0
     assert durations["<berth cpu s>"] > 0
+    assert durations["<tests alone>"] == 0.0
 
 
 def test_the_default_is_one_shard_until_a_run_priced_a_berth(make_project: Projects) -> None:
