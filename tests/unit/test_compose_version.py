@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.engine import compose_cli, endpoints
+from dockyard.engine import compose_cli
 from dockyard.engine.compose_cli import remember_version, remembered_version
 from dockyard.errors import DockerUnavailable
 
@@ -26,9 +26,9 @@ def tools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     monkeypatch.delenv("DOCKYARD_CONFIG_CACHE", raising=False)
     monkeypatch.setattr(shutil, "which", lambda name: str(cli))
     monkeypatch.setattr(compose_cli, "default_lock_dir", lambda: str(tmp_path / "locks"))
-    endpoints._checked_compose.cache_clear()
+    compose_cli._checked_compose.cache_clear()
     yield {"cli": cli, "plugin": plugin, "locks": tmp_path / "locks"}
-    endpoints._checked_compose.cache_clear()
+    compose_cli._checked_compose.cache_clear()
 
 
 def test_a_remembered_version_holds_while_cli_and_plugin_are_unchanged(tools: dict[str, Path]) -> None:
@@ -76,15 +76,15 @@ def test_compose_is_asked_once_then_remembered(tools: dict[str, Path], monkeypat
         asked.append("compose version")
         return (2, 40, 3)
 
-    monkeypatch.setattr(endpoints, "installed_compose_version", installed)
-    assert endpoints.compose_version() == (2, 40, 3)
-    endpoints._checked_compose.cache_clear()  # a new process
-    assert endpoints.compose_version() == (2, 40, 3)
+    monkeypatch.setattr(compose_cli, "installed_compose_version", installed)
+    assert compose_cli.compose_version() == (2, 40, 3)
+    compose_cli._checked_compose.cache_clear()  # a new process
+    assert compose_cli.compose_version() == (2, 40, 3)
     assert asked == ["compose version"]
 
 
 def test_a_remembered_old_compose_is_still_refused(tools: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     remember_version((2, 20, 0))
-    monkeypatch.setattr(endpoints, "installed_compose_version", lambda: pytest.fail("Compose was asked"))
+    monkeypatch.setattr(compose_cli, "installed_compose_version", lambda: pytest.fail("Compose was asked"))
     with pytest.raises(DockerUnavailable, match=r"Docker Compose 2\.20\.0 is too old"):
-        endpoints.compose_version()
+        compose_cli.compose_version()

