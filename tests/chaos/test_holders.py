@@ -84,8 +84,13 @@ def inner_env() -> dict[str, str]:
 
 
 def running(project: Project, count: int) -> None:
-    """Wait until ``count`` inner tests say they run."""
-    wait_for(f"{count} inner tests to run", lambda: len(list(project.root.glob("running-*"))) >= count, timeout=180)
+    """Wait until ``count`` inner tests say they run; on a timeout, with what the holder printed."""
+    try:
+        wait_for(f"{count} inner tests to run", lambda: len(list(project.root.glob("running-*"))) >= count, timeout=180)
+    except AssertionError as exc:
+        logs = sorted(project.root.glob("*.log")) + sorted(project.root.glob(".dockyard/shards/*/shard-*.log"))
+        shown = "\n".join(f"--- {log.name}:\n{log.read_text(errors='replace')[-3000:]}" for log in logs)
+        raise AssertionError(f"{exc}\n{shown}") from None
 
 
 def leases(settings: dockyard.Settings) -> list[LeaseRecord]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -106,6 +108,22 @@ def test_ready_without_waiting_for_the_engines_health_interval(make_project: Pro
             assert (state.service, state.health, state.ready) == ("web", "healthy", True)
         finally:
             stack.down()
+
+
+CHILD_PS = (
+    "import json, dockyard; from dockyard.sessions.api import handed_down;"
+    " print(json.dumps([(s.service, s.health, s.ready) for s in handed_down(dockyard.load_settings()).ps()]))"
+)
+
+
+def test_a_child_of_dockyard_run_sees_the_readiness_dockyard_saw(make_project: Projects) -> None:
+    """The command `dockyard run` starts agrees with it: ready, while the engine still says "starting"."""
+    slow = compose(service("web", health=("CMD-SHELL", "test -d /proc/1"), interval="60s"))
+    project = make_project("probedrun", "23600-23699", slow, health_timeout=30)
+    done = project.cli("run", "--", sys.executable, "-c", CHILD_PS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [["web", "healthy", True]]
+    assert leftovers(project.prefix) == []
 
 
 def test_two_berths_side_by_side(make_project: Projects) -> None:

@@ -85,6 +85,9 @@ def hand_down(stack: Stack) -> dict[str, str]:
         "record": stack.berth.record.to_json(),
         # A child that stops or restarts a measured service gives it time to write its data.
         "coverage": stack.coverage is not None,
+        # The containers dockyard saw ready (container -> its start): until the engine's own
+        # first check, Docker still says "starting", and the child's `ps()` must agree with ours.
+        "passed": dict(stack.readiness.passed),
     }
     return {BERTH_ENV: json.dumps(data)}
 
@@ -96,7 +99,9 @@ def handed_down(settings: Settings) -> Stack | None:
         return None
     data = json.loads(raw)
     record = LeaseRecord.from_json(data["record"])
-    return stack_of(settings, record, Path(data["lock_path"]), coverage=bool(data.get("coverage")))
+    stack = stack_of(settings, record, Path(data["lock_path"]), coverage=bool(data.get("coverage")))
+    stack.readiness.passed.update({str(k): str(v) for k, v in (data.get("passed") or {}).items()})
+    return stack
 
 
 def stack_of(
