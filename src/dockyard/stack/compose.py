@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dockyard.engine.compose_cli import compose_version
+from dockyard.engine.compose_cli import compose_program, compose_version
 from dockyard.engine.images import BuildSpec
 from dockyard.errors import ComposeError, ConfigError
 from dockyard.pool.ports import PortBlock, PublishedPort, layout
@@ -48,12 +48,12 @@ class Finding:
 
 
 def compose_command(settings: Settings, project: str, extra_files: Iterable[Path] = ()) -> list[str]:
-    """``docker compose`` with the project's files, profiles and name.
+    """``docker compose`` (its plugin binary, where found) with the project's files, profiles and name.
 
     No ``--project-directory``: like plain ``docker compose -f``, relative paths in the files
     (build contexts, env files) resolve against the first file's directory.
     """
-    cmd = ["docker", "compose", "-p", project]
+    cmd = [*compose_program(), "-p", project]
     for path in (*settings.compose_files, *extra_files):
         cmd += ["-f", str(path)]
     for profile in settings.profiles:
