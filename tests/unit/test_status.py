@@ -123,7 +123,7 @@ def test_a_keepers_berth_reads_dockyard_up_and_down_finds_it(
 def test_the_parallel_summary_as_json(tmp_path: Path) -> None:
     done = ShardRun(1, 2, ["t::a", "t::b"], tmp_path, exit_code=0, wall=20.5, counts=Counts(2, 2, 0, 0))
     done.report = {"index": 4, "project": "demo-20400", "port_block": [20400, 20499], "timings": {"up": 5.0}}
-    broken = ShardRun(2, 2, ["t::c"], tmp_path, exit_code=5, wall=3.0)  # its stack never came up
+    broken = ShardRun(2, 2, ["t::c"], tmp_path, exit_code=5, began=4.0, wall=3.0)  # its stack never came up
     files = {"junit": "/x/junit.xml", "artifacts": []}
     data = Summary.of([done, broken], {"t::a": 1.0, "t::b": 2.0, "t::c": 4.0}, 21.0, files).as_json()
     json.dumps(data)  # it must serialise as is
@@ -138,13 +138,15 @@ def test_the_parallel_summary_as_json(tmp_path: Path) -> None:
     first, second = data["shards"]
     assert list(first) == [
         *("shard", "berth", "project", "port_block", "tests", "passed", "failed", "skipped"),
-        *("estimated_seconds", "up_seconds", "run_seconds", "wall_seconds", "exit_code", "result", "log"),
+        *("estimated_seconds", "up_seconds", "run_seconds", "began_seconds", "wall_seconds", "exit_code", "result"),
+        "log",
     ]
     assert first["shard"] == "1/2"
     assert (first["berth"], first["port_block"], first["passed"]) == (4, [20400, 20499], 2)
     assert (first["estimated_seconds"], first["up_seconds"], first["run_seconds"]) == (3.0, 5.0, None)
     assert first["log"] == str(tmp_path / "shard-1.log")
     assert (second["berth"], second["passed"], second["result"], second["exit_code"]) == (None, None, "failed", 5)
+    assert (first["began_seconds"], second["began_seconds"], second["wall_seconds"]) == (0.0, 4.0, 3.0)
 
 
 def test_a_keepers_row_reads_dockyard_up_and_the_model_is_what_json_prints(

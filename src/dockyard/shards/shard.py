@@ -29,6 +29,7 @@ class ShardRun:
     directory: Path
     whole: bool = False
     exit_code: int | None = None
+    began: float = 0.0  # seconds after the run's first shard began (queued stack starts delay later ones)
     wall: float = 0.0
     counts: Counts | None = None
     report: dict[str, Any] | None = None

@@ -39,7 +39,8 @@ class ShardLine:
     estimated_seconds: float
     up_seconds: float | None
     run_seconds: float | None
-    wall_seconds: float | None  # None: an empty shard, never started
+    began_seconds: float | None  # after the run's first shard began; None: an empty shard
+    wall_seconds: float | None  # from its own start; None: an empty shard, never started
     exit_code: int | None
     result: str  # empty, passed or failed
     log: str | None
@@ -62,6 +63,7 @@ class ShardLine:
             estimated_seconds=round(sum(weight[t] for t in run.nodeids), 3),
             up_seconds=_seconds(timings.get("up")),
             run_seconds=_seconds(timings.get("run")),
+            began_seconds=None if run.empty else round(run.began, 3),
             wall_seconds=None if run.empty else round(run.wall, 3),
             exit_code=run.exit_code,
             result="empty" if run.empty else "passed" if run.ok else "failed",

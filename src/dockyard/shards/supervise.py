@@ -110,12 +110,14 @@ def launch(
     Each shard's output reaches its log through ``redact`` (:class:`dockyard.shards.logs.LogPump`),
     and so does its JUnit XML once it ended.
 
-    Sets each run's exit code and wall time (from its own start). A shard has started its
+    Sets each run's exit code, when it began (seconds after the first) and its wall time (from
+    its own start). A shard has started its
     stack when `dockyard run` writes its first report, or when it ended. SIGTERM raises
     :class:`dockyard.sessions.signals.Terminated` once the shards were stopped.
     """
     procs: dict[int, subprocess.Popen[bytes]] = {}
     started: dict[int, float] = {}
+    first = time.monotonic()
     queued, starting = list(runs), list[ShardRun]()
     pool = ThreadPoolExecutor(max_workers=max(1, len(runs)), thread_name_prefix="shard")
     # Threads only wait, so each shard's end is taken when it ends, not when we look.
@@ -131,6 +133,7 @@ def launch(
                 while queued and len(starting) < at_once:
                     run = queued.pop(0)
                     started[run.number] = time.monotonic()
+                    run.began = started[run.number] - first
                     procs[run.number] = proc = _start(run, pytest_args, cwd)
                     assert proc.stdout is not None  # noqa: S101 - started with stdout=PIPE
                     pumps[run.number] = LogPump(proc.stdout, run.path("log"), redact, name=f"shard-{run.number}-log")
