@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -12,7 +14,7 @@ from dockyard.errors import ConfigError, DockyardError
 from dockyard.settings import Settings, load_settings
 from dockyard.stack.compose import ComposeModel
 from dockyard.stack.project import ComposeProject
-from dockyard.stack.readiness import Readiness
+from dockyard.stack.readiness import POLL, Readiness
 from dockyard.stack.services import ServiceState
 from dockyard.stack.waits.choice import Chooser, parse, unwaited, wait_specs
 from dockyard.stack.waits.exit import ExitZero
@@ -22,7 +24,7 @@ from dockyard.stack.waits.log import Log
 from dockyard.stack.waits.ports import PortsServed
 from dockyard.stack.waits.protocol import Seen, Target
 from dockyard.stack.waits.settle import Settle
-from dockyard.stack.waits.tcp import Tcp
+from dockyard.stack.waits.tcp import REFUSED_AGAIN, Tcp
 from dockyard.ui.progress import Lines, as_reporter
 
 MakeSettings = Callable[..., Settings]
@@ -154,6 +156,65 @@ def test_a_wait_ends_when_the_strategy_says_ready() -> None:
     assert lines[0] == "web: probing health: waiting for scripted"
     assert lines[-1].startswith("web: healthy")
     assert wait.passed == {"p-web-1": "p-web-1-run-1"}
+
+
+class Clocked(Scripted):
+    """A scripted strategy that notes when each look came."""
+
+    def __init__(self, *answers: Seen) -> None:
+        super().__init__(*answers)
+        self.looks: list[float] = []
+
+    def check(self, target: Target) -> Seen:
+        self.looks.append(time.monotonic())
+        return super().check(target)
+
+
+class ListingProject(FakeProject):
+    """A project that notes when the engine's listing was asked for."""
+
+    def __init__(self, *states: ServiceState) -> None:
+        super().__init__(*states)
+        self.listings: list[float] = []
+
+    def states(self) -> list[ServiceState]:
+        self.listings.append(time.monotonic())
+        return super().states()
+
+
+def test_a_refused_port_is_looked_at_again_sooner_without_listing_the_containers_again() -> None:
+    refused = Seen.not_yet("port 80: connection refused", REFUSED_AGAIN)
+    strategy = Clocked(*[refused] * 5, Seen(ready=True))
+    project = ListingProject(running("web"))
+
+    assert readiness(project, strategy, []).wait() is None
+
+    assert len(strategy.looks) == 6
+    gaps = [b - a for a, b in zip(strategy.looks, strategy.looks[1:], strict=False)]
+    assert all(REFUSED_AGAIN * 0.9 <= gap < POLL * 0.8 for gap in gaps), gaps
+    took = strategy.looks[-1] - strategy.looks[0]
+    assert len(project.listings) <= 1 + took / POLL + 1, (project.listings, took)
+
+
+def test_a_look_that_says_nothing_of_its_pace_comes_back_at_the_usual_one() -> None:
+    strategy = Clocked(Seen.not_yet("status 503"), Seen(ready=True))
+
+    assert readiness(FakeProject(running("web")), strategy, []).wait() is None
+
+    assert strategy.looks[1] - strategy.looks[0] >= POLL * 0.95
+
+
+def test_the_port_strategies_ask_for_the_next_look_soon_only_when_the_port_was_refused() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        info = {"NetworkSettings": {"Networks": {"n": {"IPAddress": "127.0.0.1"}}, "Ports": {f"{port}/tcp": [{}]}}}
+        target = Target(running("web"), info, cast(Any, None))
+        assert Tcp(port).check(target) == Seen.not_yet(f"port {port}: connection refused", REFUSED_AGAIN)
+        assert PortsServed([port]).check(target).again == REFUSED_AGAIN
+        with_check = {**info, "Config": {"Healthcheck": {"Test": ["CMD", "true"]}}}
+        assert HealthCheck().check(Target(running("web"), with_check, cast(Any, None))).again == REFUSED_AGAIN
+    assert Tcp(port).check(Target(running("web", "created"), info, cast(Any, None))).again is None
 
 
 def test_a_timed_out_wait_names_the_strategy_and_what_it_saw_last() -> None:

@@ -14,6 +14,7 @@ from dockyard.stack.waits.protocol import Seen, Target, WaitStrategy
 from dockyard.ui.progress import FAILED, HEALTHY, PROBING, UNHEALTHY, WAITING, Reporter
 
 POLL = 0.1  # seconds between looks at the containers' state while waiting to a deadline
+NAP = 0.005  # the shortest sleep between two looks
 Chooser = Callable[[str, dict[str, Any]], WaitStrategy]  # (service, inspect output) -> its strategy
 
 
@@ -88,15 +89,21 @@ class Readiness:
     def wait(self, services: Sequence[str] = (), timeout: float | None = None) -> Unready | None:
         """Poll to a deadline until ``services`` (default all) are ready; stop at the first failure.
 
-        Each service's strategy looks at most every ~0.1 s, and never more than half the time,
-        so that a heavy health check does not starve the service it checks.
+        Each service's strategy looks every ~0.1 s, and never more than half the time, so that a
+        heavy health check does not starve the service it checks; sooner where its last look
+        says so (a refused port: it costs nothing, and its first accept is what a start waits
+        for). The engine's listing of the containers is taken anew every ~0.1 s.
         """
         wanted = sorted(set(services or self.services()))
         deadline = time.monotonic() + (self.health_timeout if timeout is None else timeout)
         looks = _Looks()
+        listed = -POLL
+        states: dict[str, ServiceState] = {}
         while True:
-            # The engine's view (one call a look); `looks.done` already says what passed here.
-            states = {s.service: s for s in self.project.states() if s.service in wanted}
+            if time.monotonic() - listed >= POLL:
+                # The engine's view (one call); `looks.done` already says what passed here.
+                listed = time.monotonic()
+                states = {s.service: s for s in self.project.states() if s.service in wanted}
             failed = sorted(name for name, s in states.items() if s.failed)
             for name in wanted:
                 state = states.get(name)
@@ -111,7 +118,9 @@ class Readiness:
                 return None
             if time.monotonic() > deadline:
                 return self._timed_out(pending, looks)
-            time.sleep(POLL)
+            now = time.monotonic()
+            due = min([listed + POLL, *(looks.next[n] for n in pending if n in looks.next)])
+            time.sleep(min(POLL, max(NAP, due - now)))
 
     def _step(self, name: str, state: ServiceState, looks: _Looks) -> bool:
         """Look at ``name`` with its strategy when its turn has come; whether it failed."""
@@ -123,7 +132,8 @@ class Readiness:
         if name not in looks.strategies:
             looks.strategies[name] = self.chooser(name, info)
         seen = looks.seen[name] = looks.strategies[name].check(Target(state, info, self.project.api))
-        looks.next[name] = time.monotonic() + max(POLL, time.monotonic() - began)
+        pace = seen.again if seen.again is not None else max(POLL, time.monotonic() - began)
+        looks.next[name] = time.monotonic() + pace
         if seen.ready and not seen.failed:
             looks.done.add(name)
             self.passed[state.container] = info["State"]["StartedAt"]

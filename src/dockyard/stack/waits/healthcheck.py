@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dockyard.engine.endpoints import is_podman
 from dockyard.stack.waits.protocol import Seen, Target
-from dockyard.stack.waits.tcp import refused_port
+from dockyard.stack.waits.tcp import REFUSED_AGAIN, refused_port
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -46,7 +46,7 @@ class HealthCheck:
         if not test:
             return Seen.not_yet("the container has no health check")
         if (port := refused_port(target.info)) is not None:
-            return Seen.not_yet(f"port {port}: connection refused")
+            return Seen.not_yet(f"port {port}: connection refused", REFUSED_AGAIN)
         command = test[1:] if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]
         # The check's own timeout (Docker's default 30 s), as the engine would apply it.
         limit = (((target.info.get("Config") or {}).get("Healthcheck") or {}).get("Timeout") or 30e9) / 1e9

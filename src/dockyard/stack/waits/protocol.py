@@ -27,11 +27,12 @@ class Seen:
     ready: bool
     detail: str = ""  # the last thing seen: "connection refused", "status 503", a log line
     failed: bool = False  # it can no longer become ready (exited, say): stop waiting for it
+    again: float | None = None  # look again this soon (s), not at the usual pace: the look cost nothing
 
     @classmethod
-    def not_yet(cls, detail: str) -> Seen:
-        """Not ready yet, because of ``detail``."""
-        return cls(ready=False, detail=detail)
+    def not_yet(cls, detail: str, again: float | None = None) -> Seen:
+        """Not ready yet, because of ``detail``; worth another look in ``again`` seconds, if given."""
+        return cls(ready=False, detail=detail, again=again)
 
 
 class WaitStrategy(Protocol):
@@ -43,5 +44,5 @@ class WaitStrategy(Protocol):
         ...
 
     def check(self, target: Target) -> Seen:
-        """Look once. Called again (at most every ~0.1 s) until it says ready or failed."""
+        """Look once. Called again (every ~0.1 s, or as its ``again`` says) until it says ready or failed."""
         ...
