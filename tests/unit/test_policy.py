@@ -17,6 +17,7 @@ from dockyard.shards.cost import (
     Costs,
     as_alone,
     derive,
+    fixed_alone,
     host_cpu_seconds,
 )
 from dockyard.shards.policy import PAYS, Host, before_the_tests, default_shards, predicted_wall
@@ -229,3 +230,23 @@ def test_contended_times_would_have_bought_shards_that_alone_times_do_not() -> N
     assert default_shards(BIG, tests=30, test_seconds=30.0, costs=costs).shards > 1
     alone = Costs(fixed_seconds=7.4, berth_cpu=5.0, test_cpu=1.8)
     assert default_shards(BIG, tests=30, test_seconds=12.0, costs=alone).shards == 1
+
+
+def test_a_shards_fixed_time_is_kept_as_one_alone_took_it() -> None:
+    contended = Costs(fixed_seconds=7.7, berth_cpu=10.4, test_cpu=0.23)
+    alone = {FIXED: 5.1}
+    assert fixed_alone(contended, alone, shards=4) == Costs(fixed_seconds=5.1, berth_cpu=10.4, test_cpu=0.23)
+    assert fixed_alone(contended, alone, shards=1) == contended  # one shard measures it alone
+    assert fixed_alone(contended, {}, shards=4) == contended  # the first run: the only figure there is
+
+
+def test_a_contended_fixed_time_would_have_bought_a_second_shard_that_lost() -> None:
+    # Measured on the 2-core host: one shard of the demo journeys 15.4 s (10.3 s of tests),
+    # two shards 16.0 s. Priced with the fixed time four shards at once had, two looked 1.24x faster.
+    contended = Costs(fixed_seconds=7.7, berth_cpu=10.4, test_cpu=0.23)
+    assert default_shards(BIG, tests=30, test_seconds=10.3, costs=contended, stack_up=3.0).shards == 2
+    alone = fixed_alone(contended, {FIXED: 5.1}, shards=4)
+    choice = default_shards(BIG, tests=30, test_seconds=10.3, costs=alone, stack_up=3.0)
+    assert choice.shards == 1
+    assert "15.4s for one" in choice.why
+

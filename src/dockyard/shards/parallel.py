@@ -25,7 +25,7 @@ from dockyard.errors import DockyardError
 from dockyard.sessions.signals import Terminated
 from dockyard.settings import Settings
 from dockyard.shards.collect import collect
-from dockyard.shards.cost import ALONE, CostMeter, Costs, as_alone
+from dockyard.shards.cost import ALONE, CostMeter, Costs, as_alone, fixed_alone
 from dockyard.shards.junit import junit_durations, merge_junit, write_xml
 from dockyard.shards.plan import (
     DURATIONS,
@@ -192,8 +192,8 @@ def _directory(settings: Settings) -> Path:
 def _measured(active: Sequence[ShardRun], meter: CostMeter | None, previous: Mapping[str, float]) -> dict[str, float]:
     """What the run measured, for the durations file: per-test seconds and the host's costs.
 
-    The seconds are kept on the scale of one shard alone (:func:`as_alone`), and so is the
-    price of a second of tests.
+    The seconds are kept on the scale of one shard alone (:func:`as_alone`), and so are the
+    price of a second of tests and a shard's fixed time (:func:`fixed_alone`).
     """
     seconds: dict[str, float] = {}
     fixed = []  # per shard: the seconds of its wall time that were not its tests'
@@ -214,7 +214,7 @@ def _measured(active: Sequence[ShardRun], meter: CostMeter | None, previous: Map
     if meter is not None and len(fixed) == len(active) and all(r.ok for r in active):
         costs = meter.costs(berths=len(active), test_seconds=test_seconds, fixed_seconds=statistics.median(fixed))
         if costs is not None:
-            measured.update(costs.as_durations())
+            measured.update(fixed_alone(costs, previous, len(active)).as_durations())
     return measured
 
 
