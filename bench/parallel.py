@@ -68,8 +68,10 @@ def measure_parallel(bench: Bench, round_: int) -> None:
         proc, summary = sharded(bench.shards, logs / f"e2e-{bench.shards}-round{round_ + 1}.log")
         runs["n"] = proc
         bench.add_proc("parallel.n", proc)
-        bench.add("parallel.balance", max(summary.shard_walls) / statistics.mean(summary.shard_walls))
+        bench.add("parallel.balance", max(summary.shard_ends) / statistics.mean(summary.shard_ends))
+        bench.add("parallel.balance_walls", max(summary.shard_walls) / statistics.mean(summary.shard_walls))
         bench.detail("parallel.shard_walls", summary.shard_walls)
+        bench.detail("parallel.shard_ends", [round(end, 3) for end in summary.shard_ends])
 
     steps = [("one berth", one), ("default shards", default), (f"{bench.shards} shards", many)]
     shift = round_ % len(steps)

@@ -102,7 +102,8 @@ class ParallelSummary:
     result: str
     exit_code: int
     wall_seconds: float
-    shard_walls: list[float]  # of the shards that ran tests (an empty shard never starts)
+    shard_walls: list[float]  # of the shards that ran tests (an empty shard never starts), each from its start
+    shard_ends: list[float]  # when each of them ended, seconds after the first began
     tests: int
     failed: int
     isolation_problems: list[str]
@@ -118,6 +119,11 @@ class ParallelSummary:
             exit_code=int(_field(doc, "exit_code", what)),
             wall_seconds=float(_field(doc, "wall_seconds", what)),
             shard_walls=[float(s["wall_seconds"]) for s in shards if s.get("wall_seconds") is not None],
+            shard_ends=[
+                float(s.get("began_seconds") or 0.0) + float(s["wall_seconds"])
+                for s in shards
+                if s.get("wall_seconds") is not None
+            ],
             tests=int(_field(totals, "tests", what)),
             failed=int(totals.get("failed") or 0),
             isolation_problems=[str(p) for p in doc.get("isolation_problems") or []],

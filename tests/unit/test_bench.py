@@ -176,9 +176,9 @@ def parallel_doc(**kw: Any) -> dict[str, Any]:
         "wall_seconds": 20.5,
         "totals": {"shards": 3, "berths": 2, "tests": 30, "passed": 30, "failed": 0, "skipped": 0},
         "shards": [
-            {"shard": "1/3", "wall_seconds": 10.0},
-            {"shard": "2/3", "wall_seconds": 12.0},
-            {"shard": "3/3", "wall_seconds": None},  # an empty shard never starts
+            {"shard": "1/3", "began_seconds": 0.0, "wall_seconds": 10.0},
+            {"shard": "2/3", "began_seconds": 3.0, "wall_seconds": 12.0},
+            {"shard": "3/3", "began_seconds": None, "wall_seconds": None},  # an empty shard never starts
         ],
         "isolation_problems": [],
     }
@@ -188,6 +188,7 @@ def parallel_doc(**kw: Any) -> dict[str, Any]:
 def test_parallel_summary_reads_shard_walls_of_shards_that_ran() -> None:
     summary = ParallelSummary.parse(parallel_doc())
     assert summary.shard_walls == [10.0, 12.0]
+    assert summary.shard_ends == [10.0, 15.0]
     assert summary.failures() == []
 
 
