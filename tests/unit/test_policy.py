@@ -249,4 +249,3 @@ def test_a_contended_fixed_time_would_have_bought_a_second_shard_that_lost() -> 
     choice = default_shards(BIG, tests=30, test_seconds=10.3, costs=alone, stack_up=3.0)
     assert choice.shards == 1
     assert "15.4s for one" in choice.why
-
