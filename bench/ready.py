@@ -6,7 +6,7 @@ compose files with their own health-check intervals ("own") and with every check
 ("1s", an override the bench writes: the best a compose user can hand-tune). The order of the
 steps rotates from round to round. Every stack must answer ``/health`` once declared ready
 (self-check ``ready_ok``) and leave nothing behind; testcontainers is the peer row
-(:mod:`bench.peer`).
+(:mod:`bench.peer`), and the stack's own start inside one process the floor (:mod:`bench.floor`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bench import ROOT, BenchError, say
+from bench.floor import measure_floor
 from bench.host import (
     DEMO_FILES,
     compose_cmd,
@@ -175,6 +176,7 @@ def measure_ready(bench: Bench, round_: int) -> None:
             (f"dockyard up/down, {cfg}", functools.partial(dockyard_up_down, bench, cfg, cfg_files)),
             (f"compose up/down, {cfg}", functools.partial(compose_up_down, bench, cfg, cfg_files, ports)),
             (f"dockyard run, {cfg}", functools.partial(dockyard_session, bench, cfg, cfg_files)),
+            (f"the floor, {cfg}", functools.partial(measure_floor, bench, cfg, dockyard_env(cfg_files))),
         ]
     steps.append(("testcontainers, own", functools.partial(testcontainers_up_down, bench, ports)))
     shift = round_ % len(steps)
