@@ -25,6 +25,7 @@ import pytest
 
 import dockyard
 from dockyard.pool.lease import LeaseRecord
+from dockyard.sessions.keeper_client import is_keeper
 from integration.helpers import Project, Projects, clean_env, compose, service, wait_for
 
 from .host import PortClaims, alive, of_session, poll, pool_not_free, processes_naming, resources_labelled, wedged_locks
@@ -154,7 +155,8 @@ def test_the_keeper_of_dockyard_up(make_project: Projects, chaos_ports: PortClai
     held = leases(settings)
     assert [r.pid for r in held] != [os.getpid()]
     keeper = held[0].pid
-    assert "keeper" in Path(f"/proc/{keeper}/cmdline").read_text(), "the berth's holder is not the keeper"
+    assert is_keeper(held[0]), f"the berth's holder is not the keeper: {held[0].command}"
+    os.kill(keeper, 0)  # alive once `up` has returned
     os.kill(keeper, signal.SIGKILL)
     killed_at = time.time()
     reaped("keeper", settings, held, killed_at, chaos_tally)

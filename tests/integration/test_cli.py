@@ -15,6 +15,7 @@ import pytest
 
 import dockyard
 from dockyard.pool.berth import lock_is_held
+from dockyard.sessions.keeper_client import KEEPER_PATH
 
 from .helpers import NOTHING, Project, Projects, clean_env, compose, project_resources, service, wait_for
 
@@ -95,6 +96,7 @@ def test_up_status_down(make_project: Projects) -> None:
         assert row["ports"] == info["ports"]  # the contract: status --json names the published ports too
         assert row["holder"]["pid"] != os.getpid()
         os.kill(row["holder"]["pid"], 0)  # the keeper is alive
+        assert row["holder"]["command"].startswith(KEEPER_PATH)  # forked from the CLI, recorded as a keeper
         containers = project_resources(info["project"])["container"]
         assert sorted(c["State"]["Health"]["Status"] for c in containers) == ["healthy", "healthy"]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,9 +15,9 @@ import pytest
 from dockyard.errors import DockyardError
 from dockyard.pool.lease import LeaseRecord
 from dockyard.portblock import PortBlock
-from dockyard.sessions import keep
+from dockyard.sessions import keep, keeper_client
 from dockyard.sessions.env import variable, write_env_file
-from dockyard.sessions.keeper_client import KEEPER_PATH, is_keeper, owner_of
+from dockyard.sessions.keeper_client import KEEPER_PATH, fork_keeper, is_keeper, keeper_answer, owner_of
 from dockyard.sessions.reuse import STATE_SLOTS, state_slot
 from dockyard.sessions.watch import Plan
 from dockyard.settings import Settings
@@ -106,3 +108,32 @@ def test_a_watch_plan_tells_service_sources_from_tests(tmp_path: Path) -> None:
 def test_reuse_is_a_setting_with_its_env_override(make_settings: Callable[..., Settings]) -> None:
     assert make_settings().reuse is True
     assert make_settings(reuse=False).reuse is False
+
+
+def test_a_process_with_another_thread_starts_its_keeper_anew_instead_of_forking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spawned: list[tuple[bool, int | None]] = []
+
+    def spawn(_settings: Settings, build: bool, owner: int | None) -> io.StringIO:
+        spawned.append((build, owner))
+        return io.StringIO('{"event": "message", "args": {"message": "hi"}}\n{"berth": {"index": 3}}\n')
+
+    monkeypatch.setattr(keeper_client, "_spawn", spawn)
+    monkeypatch.setattr(os, "fork", lambda: pytest.fail("forked while another thread ran"))
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        stream = fork_keeper(cast(Settings, SimpleNamespace(root=tmp_path)), build=False)
+    finally:
+        stop.set()
+        other.join()
+
+    assert keeper_answer(stream) == {"index": 3}
+    assert spawned == [(False, None)]
+
+
+def test_a_keeper_that_ends_without_an_answer_is_an_error() -> None:
+    with pytest.raises(DockyardError, match="the keeper process ended before the stack was up"):
+        keeper_answer(io.StringIO(""))

@@ -90,8 +90,9 @@ def _services(services: str) -> list[str]:
 @_front
 def up(c: Context, json: bool = False, no_build: bool = False) -> None:
     """Start the stack in a new berth and wait until every service is healthy."""
+    answer = keeper.fork_keeper(load_settings(), build=not no_build)  # before the display's thread starts
     with reporter() as progress:
-        info = keeper.start_keeper(load_settings(), build=not no_build, progress=progress)
+        info = keeper.keeper_answer(answer, progress)
     if json:
         emit_json(info)
     else:

@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from dockyard.engine.endpoints import engine_for, sdk
 from dockyard.errors import CorruptRecord, DockerUnavailable, DockyardError
@@ -33,6 +34,55 @@ def start_keeper(
     raised here as the keeper raised it (``NoFreeBerth``, ``StackUnhealthy``, ...). With
     ``owner`` (a pid) it also tears down when that process ends, unless the berth was marked kept.
     """
+    return keeper_answer(_spawn(settings, build, owner), progress)
+
+
+def fork_keeper(settings: Settings, *, build: bool = True) -> IO[str]:
+    """Start a keeper for ``settings`` as a fork of this process; the stream :func:`keeper_answer` reads.
+
+    For `dockyard up`, before anything else runs: a fork skips the interpreter's start and the
+    imports this process already made. Only a process with no other thread forks (a thread's
+    locks would stay held in the child forever); any other starts a new interpreter as
+    :func:`start_keeper` does.
+    """
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return _spawn(settings, build, None)
+    read, write = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # nothing buffered here may come out twice
+    launcher = os.fork()
+    if launcher == 0:
+        os.close(read)
+        _become_keeper(settings, build, write)
+    os.close(write)
+    os.waitpid(launcher, 0)  # it forks the keeper and exits at once, as keeper.detach does
+    return os.fdopen(read, "r")
+
+
+def _become_keeper(settings: Settings, build: bool, stdout: int) -> None:
+    """In the forked launcher: detach as the spawned keeper would, then run the keeper; never returns."""
+    code = 70  # EX_SOFTWARE, should anything escape below
+    try:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd, target in ((0, devnull), (1, stdout), (2, devnull)):
+            os.dup2(target, fd)
+        os.close(devnull)
+        os.close(stdout)
+        os.chdir(settings.root)
+        # What the lease record says of its holder, as for `python -m dockyard.sessions.keeper`.
+        sys.argv = [KEEPER_PATH, str(settings.root), "build" if build else "no-build"]
+        from dockyard.sessions.keeper import main  # noqa: PLC0415 - only the keeper needs the stack
+
+        code = main(*sys.argv[1:])
+    finally:
+        os._exit(code)
+
+
+def _spawn(settings: Settings, build: bool, owner: int | None) -> IO[str]:
+    """Start a keeper as a new interpreter; the stream :func:`keeper_answer` reads."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -53,8 +103,13 @@ def start_keeper(
     # nothing here waits on, or leaves unreaped, a process that outlives this one.
     proc.wait()
     assert proc.stdout is not None  # noqa: S101 - stdout=PIPE; narrows the type
-    with proc.stdout:
-        for line in proc.stdout:
+    return proc.stdout
+
+
+def keeper_answer(stream: IO[str], progress: Reporter = SILENT) -> dict[str, Any]:
+    """Show the keeper's progress from ``stream`` through ``progress``; its berth, or its error raised."""
+    with stream:
+        for line in stream:
             message = json.loads(line)
             if replay(message, progress):
                 continue
