@@ -63,9 +63,10 @@ def _become_keeper(settings: Settings, build: bool, stdout: int) -> None:
     """In the forked launcher: detach as the spawned keeper would, then run the keeper; never returns."""
     code = 70  # EX_SOFTWARE, should anything escape below
     try:
+        from dockyard.sessions.keeper import detach, main  # noqa: PLC0415 - only the keeper needs the stack
+
         os.setsid()
-        if os.fork() != 0:
-            os._exit(0)
+        detach()
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd, target in ((0, devnull), (1, stdout), (2, devnull)):
             os.dup2(target, fd)
@@ -74,8 +75,6 @@ def _become_keeper(settings: Settings, build: bool, stdout: int) -> None:
         os.chdir(settings.root)
         # What the lease record says of its holder, as for `python -m dockyard.sessions.keeper`.
         sys.argv = [KEEPER_PATH, str(settings.root), "build" if build else "no-build"]
-        from dockyard.sessions.keeper import main  # noqa: PLC0415 - only the keeper needs the stack
-
         code = main(*sys.argv[1:])
     finally:
         os._exit(code)

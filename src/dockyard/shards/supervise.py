@@ -111,9 +111,9 @@ def launch(
     and so does its JUnit XML once it ended.
 
     Sets each run's exit code, when it began (seconds after the first) and its wall time (from
-    its own start). A shard has started its
-    stack when `dockyard run` writes its first report, or when it ended. SIGTERM raises
-    :class:`dockyard.sessions.signals.Terminated` once the shards were stopped.
+    its own start). A shard has started its stack when `dockyard run` writes its first report,
+    or when it ended. SIGTERM raises :class:`dockyard.sessions.signals.Terminated` once the
+    shards were stopped.
     """
     procs: dict[int, subprocess.Popen[bytes]] = {}
     started: dict[int, float] = {}
