@@ -14,6 +14,7 @@ Three channels, each for what only it does well:
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.endpoints import handshake, preflight
 from dockyard.errors import ComposeError
+from dockyard.host import die_with_parent
 from dockyard.pool.berth import Berth
 from dockyard.settings import Settings
 from dockyard.stack.compose import compose_command
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from docker import DockerClient as SdkClient
     from python_on_whales import DockerClient
     from python_on_whales.exceptions import DockerException
+
+FINISH_WAIT = 30.0  # seconds an interrupted start gives Compose to end its call
 
 
 class ComposeProject:
@@ -98,19 +102,33 @@ class ComposeProject:
 
         A child process of its own, for the verbs of a start: python-on-whales' import
         (~0.25 CPU-s of pydantic models) buys nothing a command line does not say.
+
+        Compose runs in a process group of its own, so a Ctrl-C or a group's SIGTERM reaches
+        dockyard alone, and an interrupted start lets Compose end the call it is making (at
+        most :data:`FINISH_WAIT` seconds; a second signal stops it at once) before the
+        interruption goes on to the teardown. A Compose cut short leaves the engine finishing
+        a create it had asked for, which can land after the teardown has looked. If dockyard
+        dies, Compose is killed with it, and the watchdog reaps.
         """
         cmd = self.command(verb, *args)
-        done = subprocess.run(
+        with subprocess.Popen(
             cmd,
-            capture_output=True,
-            text=True,
-            check=False,
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             cwd=self.settings.root,
             env=self.cli_env(),
-        )
-        if done.returncode != 0:
-            raise ComposeError(f"compose {verb}", cmd, done.returncode, self.redact(done.stderr or done.stdout))
+            process_group=0,
+            preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - prctl is async-signal-safe
+        ) as child:
+            try:
+                out, err = child.communicate()
+            except BaseException:
+                _let_finish(child)
+                raise
+        if child.returncode != 0:
+            raise ComposeError(f"compose {verb}", cmd, child.returncode, self.redact(err or out))
 
     def stderr_tail(self, exc: DockerException) -> str:
         """The last lines Compose wrote to stderr, masked."""
@@ -158,3 +176,14 @@ class ComposeProject:
         # The engine takes ~0.3-0.5 s per start (network attach, port proxies): start them together.
         with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
             return [p for p in pool.map(start, todo) if p]
+
+
+def _let_finish(child: subprocess.Popen[str]) -> None:
+    """Wait for an interrupted ``child`` to end on its own; kill it after :data:`FINISH_WAIT` or a second signal."""
+    try:
+        child.communicate(timeout=FINISH_WAIT)
+    except subprocess.TimeoutExpired:
+        child.kill()
+    except BaseException:
+        child.kill()  # Ctrl-C twice: the user will not wait
+        raise
