@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import signal
@@ -16,6 +17,7 @@ from xml.sax.saxutils import escape as xml_escape
 import pytest
 
 from dockyard.errors import ExitCode
+from dockyard.shards.policy import starts_at_once
 from dockyard.ui.console import table_rows
 
 from .helpers import Project, Projects, clean_env, compose, leftovers, service, wait_for
@@ -107,6 +109,14 @@ def test_three_shards_run_at_once_in_three_berths(make_project: Projects) -> Non
     assert len({tuple(r["port_block"]) for r in held}) == 3
     assert all(r["exit_code"] == 0 and r["timings"]["up"] > 0 for r in held)
     assert len(list((project.root / "rendezvous").iterdir())) == 3  # every berth took part
+    # Every shard got ready at the outset (interpreter, berth, watchdog), then waited for its
+    # turn to start its stack: each held its berth before the first stack was up.
+    windows = sorted((r["held"][0] + r["timings"]["turn"], r["timings"]["up"]) for r in held)
+    first_up = min(start + up for start, up in windows)
+    assert all(r["held"][0] < first_up for r in held), windows
+    if starts_at_once() == 1:  # a turn is given once the stack before it is up
+        for (start, up), (later, _) in itertools.pairwise(windows):
+            assert later >= start + up - 0.25, f"two stacks started at once: {windows}"
 
     assert "dockyard parallel" in result.stdout
     assert [row[0] for row in table_rows(result.stdout)] == ["shard", "1/3", "2/3", "3/3", "total"]

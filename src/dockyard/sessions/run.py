@@ -39,6 +39,9 @@ from dockyard.ui.console import reporter, say, summary
 # process that started it: `dockyard parallel` reads one per shard. Written first when the
 # stack is up (exit code null), again at the end.
 REPORT_ENV = "DOCKYARD_RUN_REPORT"
+# A pipe's descriptor, when `dockyard parallel` queues this shard's stack start: a byte on it
+# is the shard's turn; the pipe closing first means the parallel run is stopping.
+TURN_ENV = "DOCKYARD_START_TURN"
 Inside = tuple[str, Sequence[str]] | None  # `--in SERVICE` and its `--copy-out` specs
 
 
@@ -159,6 +162,37 @@ def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None, ins
     return code
 
 
+def await_turn() -> float | None:
+    """Wait for this shard's turn to start its stack, when ``DOCKYARD_START_TURN`` names a pipe; the seconds waited."""
+    fd = os.environ.pop(TURN_ENV, "")  # the command run later inherits neither the pipe nor its name
+    if not fd:
+        return None
+    began = time.monotonic()
+    try:
+        with open(int(fd), "rb", buffering=0) as turn:
+            given = turn.read(1)
+    except (OSError, ValueError) as exc:
+        raise DockyardError(
+            f"{TURN_ENV}={fd} is not a pipe this process can read ({exc})",
+            remedy=f"unset {TURN_ENV}: only `dockyard parallel` sets it, for the shards it starts",
+        ) from None
+    if not given:
+        raise DockyardError(
+            "`dockyard parallel` stopped before this shard's turn to start its stack",
+            remedy="see the parallel run's own output for why it stopped",
+        )
+    return time.monotonic() - began
+
+
+def _bring_up(stack: Stack, timings: dict[str, float]) -> None:
+    """Start the stack, after this shard's turn under `dockyard parallel`; both timed."""
+    if (waited := await_turn()) is not None:
+        timings["turn"] = waited
+    t0 = time.monotonic()
+    stack.up()
+    timings["up"] = time.monotonic() - t0
+
+
 def _measuring(settings: Settings, *, cov: bool, up: bool, reuse: bool) -> bool:
     """Whether this run measures its services (``--cov`` or the key), checked before anything starts."""
     measure = (cov or settings.coverage) and up
@@ -219,9 +253,7 @@ def run(  # noqa: PLR0915 - one session's phases, in the order they happen
                 if berth.stale is not None:
                     say(f"berth {berth.index}: reaped what pid {berth.stale.pid} left behind")
                 if up:
-                    t0 = time.monotonic()
-                    stack.up()
-                    timings["up"] = time.monotonic() - t0
+                    _bring_up(stack, timings)
             _write_report(stack, timings, None, held_since)
             try:
                 t0 = time.monotonic()
