@@ -120,7 +120,7 @@ class ComposeProject:
             cwd=self.settings.root,
             env=self.cli_env(),
             process_group=0,
-            preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - prctl is async-signal-safe
+            preexec_fn=die_with_parent(signal.SIGKILL),  # noqa: PLW1509 - the child runs only prctl, resolved beforehand
         ) as child:
             try:
                 out, err = child.communicate()
