@@ -122,6 +122,10 @@ def test_three_shards_run_at_once_in_three_berths(make_project: Projects) -> Non
     assert [row[0] for row in table_rows(result.stdout)] == ["shard", "1/3", "2/3", "3/3", "total"]
     assert "6 tests over 3 shard(s), split by count" in result.stderr
     assert "isolation check: 3 shard(s) held 3 distinct berth(s)" in result.stderr
+    # The count was given, so the first stack started while the tests were collected and split;
+    # every shard then waited for its tests before its pytest ran.
+    assert result.stderr.index("shard 1/3: tests to come") < result.stderr.index("6 tests over 3 shard(s)")
+    assert all(r["timings"]["tests"] >= 0 for r in held), held
 
     durations = json.loads((project.root / ".dockyard" / "durations.json").read_text())
     costs = ["<berth cpu s>", "<shard fixed s>", "<stack up>", "<test cpu per s>"]  # what the run cost the host
@@ -172,6 +176,16 @@ def test_one_shard_of_a_matrix_and_a_failing_test(make_project: Projects) -> Non
     # up, may get none of them. Either way every test ran once.)
     assert len(junit(project).findall("testsuite/testcase")) == 6
     assert len(junit(project).findall("testsuite/testcase/failure")) == 1
+
+
+def test_a_collection_that_fails_stops_the_shards_started_meanwhile(make_project: Projects) -> None:
+    project = shard_project(make_project, "shardnone", "24300-24399", berths=2)
+    result = parallel(project, "--shards", "2", "--", "tests/no_such_dir")
+    assert result.returncode == ExitCode.FAILURE, result.stdout + result.stderr
+    assert "collecting the tests failed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert all(r["exit_code"] != 0 for r in reports(project) if r["exit_code"] is not None)
+    assert leftovers(project.prefix) == [], "a shard's stack outlived the failed collection"
 
 
 def test_a_bad_shard_is_refused_before_anything_starts(make_project: Projects) -> None:

@@ -20,6 +20,7 @@ from dockyard.pool.berth import Berth
 from dockyard.pool.lease import LeaseRecord
 from dockyard.portblock import PortBlock
 from dockyard.sessions.run import summarise
+from dockyard.shards.shard import TO_COME
 from dockyard.shards.view import LiveShards, PlainShards, last_note, shard_view
 from dockyard.stack.readiness import StateReporter
 from dockyard.stack.services import ServiceState
@@ -333,3 +334,24 @@ def test_shards_in_a_live_display(tmp_path: Path) -> None:
     assert re.search(r"shard 1/2\s+12 tests\s+starting stack: db: probing health\s+5\.0s", text)
     assert re.search(r"shard 2/2\s+11 tests\s+starting stack\s+5\.0s", text)
     assert re.search(r"✗ shard 2/2\s+berth 3 demo-20300\s+11 tests\s+failed \(exit 1\)\s+30\.0s", text)
+
+
+def test_a_shard_started_before_the_split_shows_its_tests_once_counted(tmp_path: Path) -> None:
+    clock, console = Clock(), recording()
+    with LiveShards(console, clock) as view:
+        view.queued("1/2", TO_COME)
+        view.started("1/2", TO_COME, tmp_path / "shard-1.log")
+        console.print(view.render())
+        view.counted("1/2", 7)
+        console.print(view.render())
+    text = console.export_text()
+    assert re.search(r"shard 1/2\s+tests to come\s+starting stack", text)
+    assert re.search(r"shard 1/2\s+7 tests\s+starting stack", text)
+
+
+def test_a_pending_shard_in_plain_lines(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CI", "1")
+    with shard_view() as view:
+        view.started("2/4", TO_COME, Path("/run/shard-2.log"))
+        view.counted("2/4", 7)  # the split's own line says how many
+    assert capsys.readouterr().err.splitlines() == ["dockyard: shard 2/4: tests to come, log shard-2.log"]

@@ -29,6 +29,7 @@ from dockyard.sessions.inside import run_inside
 from dockyard.sessions.phases import Marking, mark
 from dockyard.sessions.reuse import reused_stack
 from dockyard.sessions.signals import Terminated, on_sigterm
+from dockyard.sessions.turn import Turn
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
 from dockyard.stack.evidence import artifacts_since
@@ -39,9 +40,6 @@ from dockyard.ui.console import reporter, say, summary
 # process that started it: `dockyard parallel` reads one per shard. Written first when the
 # stack is up (exit code null), again at the end.
 REPORT_ENV = "DOCKYARD_RUN_REPORT"
-# A pipe's descriptor, when `dockyard parallel` queues this shard's stack start: a byte on it
-# is the shard's turn; the pipe closing first means the parallel run is stopping.
-TURN_ENV = "DOCKYARD_START_TURN"
 Inside = tuple[str, Sequence[str]] | None  # `--in SERVICE` and its `--copy-out` specs
 
 
@@ -149,6 +147,25 @@ def _execute(stack: Stack, command: Sequence[str], env_file: Path | None, inside
             child.wait()
 
 
+def _test(
+    stack: Stack,
+    command: Sequence[str],
+    env_file: Path | None,
+    inside: Inside,
+    *,
+    turn: Turn | None,
+    timings: dict[str, float],
+) -> int:
+    """The command against the stack, timed; 0 without running it in a shard given no tests."""
+    if not _tests_handed(turn, timings):
+        return 0
+    t0 = time.monotonic()
+    mark("test")
+    code = _execute(stack, command, env_file, inside)
+    timings["run"] = time.monotonic() - t0
+    return code
+
+
 def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None, inside: Inside) -> int:
     """Run ``command`` against a kept stack: no start, no teardown."""
     timings: dict[str, float] = {"acquire": 0.0}
@@ -162,35 +179,28 @@ def _run_reused(stack: Stack, command: Sequence[str], env_file: Path | None, ins
     return code
 
 
-def await_turn() -> float | None:
-    """Wait for this shard's turn to start its stack, when ``DOCKYARD_START_TURN`` names a pipe; the seconds waited."""
-    fd = os.environ.pop(TURN_ENV, "")  # the command run later inherits neither the pipe nor its name
-    if not fd:
-        return None
-    began = time.monotonic()
-    try:
-        with open(int(fd), "rb", buffering=0) as turn:
-            given = turn.read(1)
-    except (OSError, ValueError) as exc:
-        raise DockyardError(
-            f"{TURN_ENV}={fd} is not a pipe this process can read ({exc})",
-            remedy=f"unset {TURN_ENV}: only `dockyard parallel` sets it, for the shards it starts",
-        ) from None
-    if not given:
-        raise DockyardError(
-            "`dockyard parallel` stopped before this shard's turn to start its stack",
-            remedy="see the parallel run's own output for why it stopped",
-        )
-    return time.monotonic() - began
-
-
-def _bring_up(stack: Stack, timings: dict[str, float]) -> None:
-    """Start the stack, after this shard's turn under `dockyard parallel`; both timed."""
-    if (waited := await_turn()) is not None:
-        timings["turn"] = waited
+def _bring_up(stack: Stack, timings: dict[str, float], turn: Turn | None) -> bool:
+    """Start the stack, after this shard's turn under `dockyard parallel`; False when the shard has no tests."""
+    if turn is not None:
+        go = turn.start()
+        timings["turn"] = turn.waited["turn"]
+        if not go:
+            return False
     t0 = time.monotonic()
     stack.up()
     timings["up"] = time.monotonic() - t0
+    return True
+
+
+def _tests_handed(turn: Turn | None, timings: dict[str, float]) -> bool:
+    """Whether the command runs: always, except in a shard `dockyard parallel` then gave no tests."""
+    if turn is None:
+        return True
+    go = turn.tests()
+    timings["tests"] = turn.waited["tests"]
+    if not go:
+        say("this shard was given no tests: the split left it none")
+    return go
 
 
 def _measuring(settings: Settings, *, cov: bool, up: bool, reuse: bool) -> bool:
@@ -238,6 +248,7 @@ def run(  # noqa: PLR0915 - one session's phases, in the order they happen
                 if warm is not None:
                     return _run_reused(warm, command, env_file, inside)
             say("no stack kept by `dockyard up` to reuse: starting one for this run")
+        turn = Turn.from_env()
         t0 = time.monotonic()
         mark("acquire")
         berth = leasing.acquire(settings, reaper=docker_reaper)
@@ -252,17 +263,15 @@ def run(  # noqa: PLR0915 - one session's phases, in the order they happen
                 stack = Stack(settings, berth, progress=Marking(progress), coverage=measure)
                 if berth.stale is not None:
                     say(f"berth {berth.index}: reaped what pid {berth.stale.pid} left behind")
-                if up:
-                    _bring_up(stack, timings)
+                started = _bring_up(stack, timings, turn) if up else False
+            if up and not started:
+                return 0  # a shard the split left no tests: nothing to start, nothing to run
             _write_report(stack, timings, None, held_since)
             try:
-                t0 = time.monotonic()
-                mark("test")
-                code = _execute(stack, command, env_file, inside)
-                timings["run"] = time.monotonic() - t0
+                code = _test(stack, command, env_file, inside, turn=turn, timings=timings)
             finally:
                 mark("down")
-                if up:
+                if started:
                     t0 = time.monotonic()
                     stack.down()
                     timings["down"] = time.monotonic() - t0

@@ -155,6 +155,10 @@ class CostMeter:
             self.starting += 1
         self.view.started(label, tests, log)
 
+    def counted(self, label: str, tests: int) -> None:
+        """Passed on."""
+        self.view.counted(label, tests)
+
     def stack_up(self, label: str, berth: int, project: str, seconds: float) -> None:
         """Passed on; the first one ends the window of stack starts alone."""
         if self.first_up is None:

@@ -7,6 +7,8 @@ once as ``dockyard run -- python -m pytest ARGS`` in a berth of its own, only th
 queuing (:mod:`.supervise`), their output masked on its way to their logs (:mod:`.logs`);
 then merge the shards' JUnit files (:mod:`.junit`), record their per-test times and what the
 run cost the host (:mod:`.cost`) for the next split, and show the summary (:mod:`.summary`).
+With the count given (``--shards N``, ``--shard K/N``) the collection and split run while the
+first stacks start, and each shard gets its tests once its stack is up (:mod:`dockyard.sessions.turn`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,19 +98,24 @@ def run_shards(
     t0 = time.monotonic()
     meter: CostMeter | None = None
     if active:
-        redact = _redactor(settings)
-        if len(active) > 1:  # one shard's `dockyard run` builds what it needs itself
-            _build_images(settings)
-        if plan.at_once < len(active):
-            say(f"stacks start {plan.at_once} at a time (the heaviest part of a shard); the tests run all at once")
+        # Collected and split while the images are checked and the first stacks start.
+        later = ThreadPoolExecutor(max_workers=1, thread_name_prefix="split")
+        split = later.submit(plan.split) if plan.split is not None else None
         try:
+            redact = _redactor(settings)
+            if len(active) > 1:  # one shard's `dockyard run` builds what it needs itself
+                _build_images(settings)
+            if plan.at_once < len(active):
+                say(f"stacks start {plan.at_once} at a time (the heaviest part of a shard); the tests run all at once")
             # Around launch, not in it: on Ctrl-C the view stops only once the shards have.
             with shard_view() as view:
                 meter = CostMeter(view)
-                launch(active, pytest_args, cwd, plan.at_once, meter, redact=redact)
+                launch(active, pytest_args, cwd, plan.at_once, meter, redact=redact, split=split)
         except Terminated:
             say("terminated: the shards were stopped and took their stacks down")
             return 128 + signal.SIGTERM
+        finally:
+            later.shutdown(wait=True, cancel_futures=True)
     elapsed = time.monotonic() - t0
     since = time.time() - elapsed
     for run in active:
@@ -134,6 +142,7 @@ class _Plan:
     runs: list[ShardRun]
     at_once: int
     weight: dict[str, float] | None = None  # None: a whole shard's, known once it ran
+    split: Callable[[], list[list[str]]] | None = None  # the pending runs' tests, in order: collect and split
 
 
 def _plan(
@@ -146,7 +155,11 @@ def _plan(
     at_once: int | None,
     cwd: Path,
 ) -> _Plan:
-    """The shards to run: one whole shard, or the collected tests split over ``n`` (0: chosen)."""
+    """The shards to run: one whole shard, or the collected tests split over ``n`` (0: chosen).
+
+    With ``n`` given, the shards need not wait for the collection: they start pending, and
+    the plan's ``split`` (run meanwhile) hands them their tests.
+    """
     host, costs = Host.this(settings.max_berths), Costs.recorded(durations)
     recorded = {k: v for k, v in durations.items() if not k.startswith("<")}  # node ids, not costs
     alone = durations.get(ALONE, 1.0) == 1.0 or costs is None  # files from before the mark: as measured
@@ -158,28 +171,57 @@ def _plan(
         # One shard runs what its pytest selects: no split, so no collection beforehand.
         say("no split: the one shard runs every test pytest selects")
         return _Plan([ShardRun(1, 1, [], _directory(settings), whole=True)], at_once=1)
+    at_once = at_once or starts_at_once()
+    if n:
+        directory = _directory(settings)
+        plan = _Plan([ShardRun(k, n, [], directory, pending=True) for k in _numbers(n, only)], at_once)
+        plan.split = lambda: _split(plan, _collected(pytest_args, cwd), durations, n, only=only)
+        return plan
+    nodeids = _collected(pytest_args, cwd)
+    seconds = sum(weights(nodeids, durations).values())
+    choice = default_shards(host, len(nodeids), seconds, costs, durations.get(STACK_UP, 0.0))
+    say(choice.why)
+    directory = _directory(settings)
+    plan = _Plan([ShardRun(k, choice.shards, [], directory) for k in _numbers(choice.shards, only)], at_once)
+    for run, ids in zip(plan.runs, _split(plan, nodeids, durations, choice.shards, only=only), strict=True):
+        run.nodeids = ids
+    return plan
+
+
+def _collected(pytest_args: Sequence[str], cwd: Path) -> list[str]:
+    """The node ids ``pytest ARGS`` selects (:func:`collect`); none is an error."""
     nodeids = collect(pytest_args, cwd=cwd)
     if not nodeids:
         raise DockyardError(f"pytest collected no tests from {' '.join(pytest_args) or cwd}")
-    weight = weights(nodeids, durations)
-    if not n:
-        choice = default_shards(host, len(nodeids), sum(weight.values()), costs, durations.get(STACK_UP, 0.0))
-        n = choice.shards
-        say(choice.why)
-    at_once = at_once or starts_at_once()
+    return nodeids
+
+
+def _numbers(n: int, only: int | None) -> list[int]:
+    """The shards of ``n`` this process runs: all, or ``only`` that one (a CI matrix job)."""
+    return list(range(1, n + 1)) if only is None else [only]
+
+
+def _split(
+    plan: _Plan,
+    nodeids: Sequence[str],
+    durations: Mapping[str, float],
+    n: int,
+    *,
+    only: int | None,
+) -> list[list[str]]:
+    """The node ids of each of ``plan``'s runs, ``nodeids`` split over ``n``; the weights go to ``plan``."""
+    plan.weight = weights(nodeids, durations)
     # Queued stack starts delay the later shards, so they get less to do. Not for one shard of
     # a CI matrix: every job starts at once on its own machine, and all must split alike.
-    up = durations.get(STACK_UP, 0.0) if only is None and at_once < n else 0.0
+    up = durations.get(STACK_UP, 0.0) if only is None and plan.at_once < n else 0.0
     known = sum(t in durations for t in nodeids)
     say(
         f"{len(nodeids)} tests over {n} shard(s), "
         + (f"split by the durations of {known} of them" if known else "split by count (no durations recorded yet)")
         + (f", shard by shard {up:.0f}s less for the queued stack starts" if up else "")
     )
-    directory = _directory(settings)
-    shards = split(nodeids, durations, n, start_offsets(n, at_once, up))
-    runs = [ShardRun(k, n, ids, directory) for k, ids in enumerate(shards, start=1) if only is None or k == only]
-    return _Plan(runs, at_once, weight)
+    shards = split(nodeids, durations, n, start_offsets(n, plan.at_once, up))
+    return [shards[k - 1] for k in _numbers(n, only)]
 
 
 def _directory(settings: Settings) -> Path:

@@ -14,13 +14,16 @@ from typing import Any
 from dockyard.shards import plugin
 from dockyard.shards.junit import Counts, junit_counts, read_xml
 
+TO_COME = -1  # the test count of a pending shard: its tests are handed over once split
+
 
 @dataclass
 class ShardRun:
     """One shard: its tests, its files, and what came of it.
 
     A shard ``whole`` runs every test its pytest selects (one shard: no split, so nothing to
-    collect beforehand); its ``nodeids`` are the ones that pytest collected, once it ran.
+    collect beforehand); its ``nodeids`` are the ones that pytest collected, once it ran. A
+    shard ``pending`` started before the split was known: its tests are handed over later.
     """
 
     number: int
@@ -28,6 +31,7 @@ class ShardRun:
     nodeids: list[str]
     directory: Path
     whole: bool = False
+    pending: bool = False
     exit_code: int | None = None
     began: float = 0.0  # seconds after the run's first shard began (queued stack starts delay later ones)
     wall: float = 0.0
@@ -47,12 +51,25 @@ class ShardRun:
     @property
     def empty(self) -> bool:
         """Whether the split left this shard nothing to run (it is never started)."""
-        return not self.nodeids and not self.whole
+        return not self.nodeids and not self.whole and not self.pending
 
     @property
     def tests(self) -> int | None:
-        """How many tests the shard runs; None for a whole shard that has not collected yet."""
+        """How many tests the shard runs: None for a whole shard that has not collected yet, TO_COME pending."""
+        if self.pending:
+            return TO_COME
         return None if self.whole and self.exit_code is None else len(self.nodeids)
+
+    def hand(self, nodeids: Sequence[str]) -> None:
+        """Give a pending shard its tests: they go to its shard file, which its pytest reads."""
+        self.nodeids, self.pending = list(nodeids), False
+        self.write_ids()
+
+    def write_ids(self) -> None:
+        """The shard file: its node ids, one a line (atomically: its pytest may read it at any time after)."""
+        tmp = self.path("ids.tmp")
+        tmp.write_text("".join(f"{t}\n" for t in self.nodeids))
+        tmp.replace(self.path("ids"))
 
     @property
     def ok(self) -> bool:

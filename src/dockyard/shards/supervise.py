@@ -18,10 +18,12 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 from dockyard.host import die_with_parent
-from dockyard.sessions.run import REPORT_ENV, TURN_ENV
+from dockyard.sessions.run import REPORT_ENV
 from dockyard.sessions.signals import sigterm_raises
+from dockyard.sessions.turn import NONE, START, TESTS, TURN_ENV
 from dockyard.shards import plugin
 from dockyard.shards.collect import env_without_shard
 from dockyard.shards.logs import LogPump, Redact, mask_file
@@ -57,8 +59,9 @@ def _start(
     env = {**env_without_shard(), REPORT_ENV: str(run.path("json"))}
     if run.whole:  # its pytest lists what it collected there
         env[plugin.COLLECT_ENV] = str(run.path("ids"))
-    else:
-        run.path("ids").write_text("".join(f"{t}\n" for t in run.nodeids))
+    else:  # a pending shard's file is written when its tests are handed over (ShardRun.hand)
+        if not run.pending:
+            run.write_ids()
         env[plugin.SHARD_FILE_ENV] = str(run.path("ids"))
     env.update(ci.child_env())  # its output is a log file: this process folds and summarises for it
     turn, go = os.pipe()
@@ -86,19 +89,35 @@ def _start(
     return proc, go, pump
 
 
-def give_turn(go: int) -> bool:
-    """Let the shard waiting on ``go`` start its stack; False when it had ended (its exit code says why)."""
+def give_turn(go: int, *, tests: bool | None = None) -> bool:
+    """Let the shard waiting on ``go`` start its stack; False when it had ended (its exit code says why).
+
+    ``tests`` known (whether the shard has any) hands them over too and closes the pipe; else
+    the pipe stays open for :func:`hand_tests`. A shard without tests ends without a stack.
+    """
+    if tests is False:
+        return _send(go, NONE, close=True)
+    return _send(go, START, close=False) and (tests is None or hand_tests(go, tests=True))
+
+
+def hand_tests(go: int, *, tests: bool) -> bool:
+    """Tell the shard on ``go`` (its turn given) that its tests are in its file, or that it has none."""
+    return _send(go, TESTS if tests else NONE, close=True)
+
+
+def _send(go: int, line: bytes, *, close: bool) -> bool:
     try:
-        os.write(go, b"\n")
+        os.write(go, line)
     except BrokenPipeError:
+        os.close(go)
         return False
-    finally:
+    if close:
         os.close(go)
     return True
 
 
 def _cancel(turns: dict[int, int]) -> None:
-    """Close the turn pipes of the shards still waiting: they end without starting a stack."""
+    """Close the pipes of the shards still waiting (for their turn or their tests): they end without running tests."""
     while turns:
         os.close(turns.popitem()[1])
 
@@ -145,67 +164,142 @@ def launch(
     view: ShardView,
     *,
     redact: Redact = str,
+    split: Future[list[list[str]]] | None = None,
 ) -> None:
     """Run every shard, at most ``at_once`` starting their stacks at a time; wait for all.
 
     Each shard's output reaches its log through ``redact`` (:class:`dockyard.shards.logs.LogPump`),
-    and so does its JUnit XML once it ended.
+    and so does its JUnit XML once it ended. With ``split`` (the node ids of each run, in
+    order, once collected and split elsewhere) the runs start pending: their stacks start
+    meanwhile, and each gets its tests once both are there. A split that fails stops them all
+    and is raised.
 
     Sets each run's exit code, when it began (seconds after the first) and its wall time (from
     its own start). A shard has started its stack when `dockyard run` writes its first report,
     or when it ended. SIGTERM raises :class:`dockyard.sessions.signals.Terminated` once the
     shards were stopped.
     """
-    procs: dict[int, subprocess.Popen[bytes]] = {}
-    started: dict[int, float] = {}
-    first = time.monotonic()
-    queued, starting = list(runs), list[ShardRun]()
-    pool = ThreadPoolExecutor(max_workers=max(1, len(runs)), thread_name_prefix="shard")
-    # Threads only wait, so each shard's end is taken when it ends, not when we look.
-    running: dict[Future[int], ShardRun] = {}
-    pumps: dict[int, LogPump] = {}
-    turns: dict[int, int] = {}  # the turn pipes of the shards still waiting for theirs
-    up: set[int] = set()  # shards whose stack is up (their report is there)
-    looked = 0.0  # when the view was last told what the shards do
+    shards = _Shards(runs, at_once, view, redact)
     with sigterm_raises():
         try:
-            for run in queued:
-                view.queued(run.label, run.tests)
-                started[run.number] = time.monotonic()
-                procs[run.number], turns[run.number], pumps[run.number] = _start(run, pytest_args, cwd, redact)
-                running[pool.submit(procs[run.number].wait)] = run
-            while queued or running:
-                still = [r for r in starting if procs[r.number].poll() is None and not r.path("json").exists()]
-                if len(still) < len(starting):  # a stack came up: say so before the next one starts
-                    _look(running.values(), up, view)
-                starting = still
-                while queued and len(starting) < at_once:
-                    run = queued.pop(0)
-                    if give_turn(turns.pop(run.number)):  # else it ended before its turn
-                        started[run.number] = time.monotonic()
-                        run.began = started[run.number] - first
-                        view.started(run.label, run.tests, run.path("log"))
-                        starting.append(run)
+            for run in runs:
+                shards.start(run, pytest_args, cwd)
+            while shards.queued or shards.running:
+                if split is not None and split.done():
+                    shards.hand_over(split.result())
+                    split = None
+                shards.give_turns()
                 # Whose stack is up (to start the next), what the others wait for: soon while
                 # a shard waits for its turn, a few times a second otherwise.
-                done, _ = wait(running, timeout=_HANDOFF_POLL_S if queued else _POLL_S, return_when=FIRST_COMPLETED)
-                if done or time.monotonic() - looked >= _POLL_S:
-                    looked = _look(running.values(), up, view)
+                waited: list[Future[Any]] = [*shards.running, *([split] if split is not None else [])]
+                timeout = _HANDOFF_POLL_S if shards.queued else _POLL_S
+                done, _ = wait(waited, timeout=timeout, return_when=FIRST_COMPLETED)
+                shards.look(bool(done))
                 for future in done:
-                    run = running.pop(future)
-                    run.exit_code, run.wall = future.result(), time.monotonic() - started[run.number]
-                    pumps[run.number].join(_DRAIN_S)  # its last lines, before anyone reads the log
-                    mask_file(run.path("xml"), redact)
-                    view.ended(run.label, run.exit_code, run.wall)
+                    if future is not split:
+                        shards.ended(future)
         except KeyboardInterrupt:
-            _cancel(turns)
-            stop(procs, terminate=False)
+            shards.cancel(terminate=False)
             raise
-        except BaseException:  # SIGTERM, or a shard that could not start: stop the others, re-raise
-            _cancel(turns)
-            stop(procs, terminate=True)
+        except BaseException:  # SIGTERM, a split or a shard that failed to start: stop the others, re-raise
+            shards.cancel(terminate=True)
             raise
         finally:
-            pool.shutdown(wait=False)
-            for pump in pumps.values():  # what stopped shards wrote while tearing down
-                pump.join(_DRAIN_S)
+            shards.close()
+
+
+class _Shards:
+    """The shards of one launch as they go: started, queued for their turn, given their tests, ended."""
+
+    def __init__(self, runs: Sequence[ShardRun], at_once: int, view: ShardView, redact: Redact) -> None:
+        self.runs, self.at_once, self.view, self.redact = list(runs), at_once, view, redact
+        self.first = time.monotonic()
+        self.queued = list(runs)
+        self.starting: list[ShardRun] = []
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.started: dict[int, float] = {}
+        # Threads only wait, so each shard's end is taken when it ends, not when we look.
+        self.pool = ThreadPoolExecutor(max_workers=max(1, len(runs)), thread_name_prefix="shard")
+        self.running: dict[Future[int], ShardRun] = {}
+        self.pumps: dict[int, LogPump] = {}
+        self.turns: dict[int, int] = {}  # the open pipes: shards waiting for their turn, or for their tests
+        self.given: set[int] = set()  # shards given their turn but not yet their tests
+        self.up: set[int] = set()  # shards whose stack is up (their report is there)
+        self.looked = 0.0  # when the view was last told what the shards do
+
+    def start(self, run: ShardRun, pytest_args: Sequence[str], cwd: Path) -> None:
+        """Start ``run``'s process; it gets ready and waits for its turn."""
+        self.view.queued(run.label, run.tests)
+        self.started[run.number] = time.monotonic()
+        self.procs[run.number], self.turns[run.number], self.pumps[run.number] = _start(
+            run, pytest_args, cwd, self.redact
+        )
+        self.running[self.pool.submit(self.procs[run.number].wait)] = run
+
+    def give_turns(self) -> None:
+        """Let queued shards start their stacks while fewer than ``at_once`` are starting."""
+        still = [r for r in self.starting if self.procs[r.number].poll() is None and not r.path("json").exists()]
+        if len(still) < len(self.starting):  # a stack came up: say so before the next one starts
+            _look(self.running.values(), self.up, self.view)
+        self.starting = still
+        while self.queued and len(self.starting) < self.at_once:
+            run = self.queued.pop(0)
+            known = None if run.pending else run.whole or bool(run.nodeids)
+            if known is None:
+                self.given.add(run.number)
+                pipe = self.turns[run.number]  # open until its tests are handed over
+            else:
+                pipe = self.turns.pop(run.number)
+            if not give_turn(pipe, tests=known):
+                self.turns.pop(run.number, None)
+                self.given.discard(run.number)
+                continue  # it ended before its turn; its end is taken in ended()
+            self.started[run.number] = time.monotonic()
+            run.began = self.started[run.number] - self.first
+            self.view.started(run.label, run.tests, run.path("log"))
+            self.starting.append(run)
+
+    def hand_over(self, split: Sequence[Sequence[str]]) -> None:
+        """The split is known: every run gets its tests, and those given their turn are told now.
+
+        A run the split left empty that is still queued ends at once, without a stack.
+        """
+        for run, nodeids in zip(self.runs, split, strict=True):
+            run.hand(nodeids)
+            self.view.counted(run.label, len(nodeids))
+        for run in self.runs:
+            if run.number in self.given:
+                hand_tests(self.turns.pop(run.number), tests=bool(run.nodeids))
+        self.given.clear()
+        for run in [r for r in self.queued if not r.nodeids]:
+            self.queued.remove(run)
+            give_turn(self.turns.pop(run.number), tests=False)
+
+    def look(self, anything_ended: bool) -> None:
+        """Tell the view what the shards do: after an end, or a few times a second."""
+        if anything_ended or time.monotonic() - self.looked >= _POLL_S:
+            self.looked = _look(self.running.values(), self.up, self.view)
+
+    def ended(self, future: Future[int]) -> None:
+        """Take the end of the shard ``future`` waited for: its exit code, wall time, log and XML."""
+        run = self.running.pop(future)
+        run.exit_code, run.wall = future.result(), time.monotonic() - self.started[run.number]
+        if (pipe := self.turns.pop(run.number, None)) is not None:
+            os.close(pipe)  # it ended before its turn, or before its tests
+        self.given.discard(run.number)
+        if run in self.queued:
+            self.queued.remove(run)
+        self.pumps[run.number].join(_DRAIN_S)  # its last lines, before anyone reads the log
+        mask_file(run.path("xml"), self.redact)
+        self.view.ended(run.label, run.exit_code, run.wall)
+
+    def cancel(self, *, terminate: bool) -> None:
+        """Close the open pipes (waiting shards end without tests), then stop the shards still running."""
+        _cancel(self.turns)
+        stop(self.procs, terminate=terminate)
+
+    def close(self) -> None:
+        """Stop waiting on the shards; take what the stopped ones wrote while tearing down."""
+        self.pool.shutdown(wait=False)
+        for pump in self.pumps.values():
+            pump.join(_DRAIN_S)

@@ -22,6 +22,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from dockyard.shards.shard import TO_COME
 from dockyard.ui.console import console, say
 
 _PREFIX = "dockyard: "
@@ -33,11 +34,15 @@ class ShardView(Protocol):
     def queued(self, label: str, tests: int | None) -> None:
         """The shard waits for its turn to start (stacks start a few at a time).
 
-        ``tests`` None: the shard runs every test its pytest selects, not counted beforehand.
+        ``tests`` None: the shard runs every test its pytest selects, not counted beforehand;
+        TO_COME: they are handed over once collected and split (:meth:`counted` says how many).
         """
 
     def started(self, label: str, tests: int | None, log: Path) -> None:
         """The shard's `dockyard run` was started; its output goes to ``log``."""
+
+    def counted(self, label: str, tests: int) -> None:
+        """The split is known: the shard (started before it) runs ``tests`` tests."""
 
     def stack_up(self, label: str, berth: int, project: str, seconds: float) -> None:
         """The shard's stack is healthy in ``berth`` after ``seconds``; its tests run now."""
@@ -59,6 +64,9 @@ class PlainShards:
         """``shard K/N: 12 test(s), log shard-K.log``."""
         say(f"shard {label}: {_tests(tests)}, log {log.name}")
 
+    def counted(self, label: str, tests: int) -> None:
+        """Nothing: the launcher says how the tests were split."""
+
     def stack_up(self, label: str, berth: int, project: str, seconds: float) -> None:
         """``shard K/N: stack up in berth B (project) in 8.1s, running tests``."""
         say(f"shard {label}: stack up in berth {berth} ({project}) in {seconds:.1f}s, running tests")
@@ -71,8 +79,10 @@ class PlainShards:
         say(f"shard {label} ended (exit {exit_code}) after {seconds:.1f}s")
 
 
-def _tests(tests: int | None) -> str:
-    return "all tests" if tests is None else f"{tests} test(s)"
+def _tests(tests: int | None, plural: str = "test(s)") -> str:
+    if tests == TO_COME:
+        return "tests to come"
+    return "all tests" if tests is None else f"{tests} {plural}"
 
 
 @dataclass
@@ -124,7 +134,7 @@ class LiveShards:
                 mark,
                 f"shard {shard.label}",
                 Text(shard.berth, "dim"),
-                "all tests" if shard.tests is None else f"{shard.tests} tests",
+                _tests(shard.tests, plural="tests"),
                 state,
                 f"{seconds:.1f}s",
             )
@@ -139,6 +149,11 @@ class LiveShards:
         """The shard's row: starting its stack (its time counts from now)."""
         with self._lock:
             self._shards[label] = _Shard(label, tests, self.clock())
+
+    def counted(self, label: str, tests: int) -> None:
+        """The row shows the shard's number of tests."""
+        with self._lock:
+            self._shards[label].tests = tests
 
     def stack_up(self, label: str, berth: int, project: str, seconds: float) -> None:
         """The row says the berth, and that tests run."""
