@@ -13,7 +13,8 @@ import pytest
 from invoke.context import Context
 
 from dockyard.cli import tasks
-from dockyard.cli.program import OPTIONS, USAGE_ERROR, DockyardProgram
+from dockyard.cli.app import OPTIONS, USAGE_ERROR, DockyardProgram
+from dockyard.cli.early import plainly_up
 from dockyard.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,7 +166,7 @@ def test_a_late_ctrl_c_ends_the_program_by_sigint(arm: str, code: int) -> None:
 def test_the_program_loads_without_pytest_or_docker_py() -> None:
     """pytest is no dependency of a plain install, and docker-py is for the commands that call the engine."""
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import dockyard.cli.program"],
+        [sys.executable, "-X", "importtime", "-c", "import dockyard.cli.program, dockyard.cli.app, dockyard.cli.tasks"],
         capture_output=True,
         text=True,
         check=True,
@@ -173,3 +174,34 @@ def test_the_program_loads_without_pytest_or_docker_py() -> None:
     modules = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert "dockyard.cli.tasks" in modules
     assert {m for m in modules if m.split(".")[0] in ("pytest", "_pytest", "docker", "requests")} == set()
+
+
+@pytest.mark.parametrize(
+    ("args", "early"),
+    [
+        (["up"], True),
+        (["up", "--json"], True),
+        (["up", "--no-build", "--json"], True),
+        (["up", "--json", "--json"], False),  # invoke's parser says what is wrong with it
+        (["up", "-j"], False),  # short flags and anything else: the task forks, as before
+        (["up", "--help"], False),
+        (["--echo", "up"], False),
+        (["down"], False),
+        ([], False),
+    ],
+)
+def test_only_a_plain_up_forks_its_keeper_before_invoke_loads(args: list[str], early: bool) -> None:
+    assert plainly_up(args) is early
+
+
+def test_the_console_script_forks_up_s_keeper_before_importing_invoke() -> None:
+    """The keeper's work starts before invoke and the task collection load (they cost ~70 ms)."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import dockyard.cli.program"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "dockyard.cli.early" in modules
+    assert {m for m in modules if m.split(".")[0] in ("invoke", "rich")} == set()

@@ -24,6 +24,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from dockyard.cli import early
 from dockyard.errors import DockyardError, ExitCode
 from dockyard.sessions import keeper_client as keeper
 from dockyard.settings import Settings, load_settings
@@ -90,7 +91,8 @@ def _services(services: str) -> list[str]:
 @_front
 def up(c: Context, json: bool = False, no_build: bool = False) -> None:
     """Start the stack in a new berth and wait until every service is healthy."""
-    answer = keeper.fork_keeper(load_settings(), build=not no_build)  # before the display's thread starts
+    # Forked already when the command line was plainly `up`; else now, before the display's thread starts.
+    answer = early.forked() or keeper.fork_keeper(load_settings(), build=not no_build)
     with reporter() as progress:
         info = keeper.keeper_answer(answer, progress)
     if json:
