@@ -205,3 +205,19 @@ def test_the_console_script_forks_up_s_keeper_before_importing_invoke() -> None:
     modules = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert "dockyard.cli.early" in modules
     assert {m for m in modules if m.split(".")[0] in ("invoke", "rich")} == set()
+
+
+def test_the_objects_of_a_finished_command_are_left_to_the_exit() -> None:
+    """The interpreter's last collection is skipped (gc.freeze): ~25 ms of every command's wall time."""
+    code = (
+        "import gc, sys\n"
+        "sys.argv = ['dockyard', '--version']\n"
+        "from dockyard.cli.program import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('frozen', gc.get_freeze_count() > 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "frozen True", done.stdout + done.stderr

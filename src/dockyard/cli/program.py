@@ -7,6 +7,7 @@ process loads invoke and the tasks, rather than after.
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import sys
 
@@ -24,6 +25,9 @@ def main() -> None:
         DockyardProgram(name="dockyard", binary="dockyard", version=__version__, namespace=namespace).run()
     finally:
         _late_sigint_ends_the_process()
+        # The interpreter's last collection walks every object the imports made, ~25 ms of a
+        # command's wall time; frozen, they are left to the exit. atexit handlers still run.
+        gc.freeze()
 
 
 def _late_sigint_ends_the_process() -> None:
