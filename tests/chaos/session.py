@@ -24,7 +24,7 @@ from pathlib import Path
 from dockyard.errors import CorruptRecord
 from dockyard.pool.lease import LeaseRecord, read_record
 from dockyard.sessions.phases import PHASES_ENV, read_marks
-from dockyard.sessions.run import REPORT_ENV
+from dockyard.sessions.turn import REPORT_ENV
 from integration.helpers import DOCKYARD, Project, clean_env
 
 SESSION_TIMEOUT = 180.0  # seconds a session may take to reach a phase or to end

@@ -29,17 +29,13 @@ from dockyard.sessions.inside import run_inside
 from dockyard.sessions.phases import Marking, mark
 from dockyard.sessions.reuse import reused_stack
 from dockyard.sessions.signals import Terminated, on_sigterm
-from dockyard.sessions.turn import Turn
+from dockyard.sessions.turn import REPORT_ENV, Turn
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import Settings
 from dockyard.stack.evidence import artifacts_since
 from dockyard.stack.stack import Stack
 from dockyard.ui.console import reporter, say, summary
 
-# Where `dockyard run` writes what it held (berth, ports, timings, exit code) as JSON, for the
-# process that started it: `dockyard parallel` reads one per shard. Written first when the
-# stack is up (exit code null), again at the end.
-REPORT_ENV = "DOCKYARD_RUN_REPORT"
 Inside = tuple[str, Sequence[str]] | None  # `--in SERVICE` and its `--copy-out` specs
 
 

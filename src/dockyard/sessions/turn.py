@@ -1,5 +1,7 @@
 """A shard's pipe from `dockyard parallel`: first its turn to start its stack, then its tests.
 
+(And the name of the report each `dockyard run` writes back, ``DOCKYARD_RUN_REPORT``.)
+
 `dockyard parallel` starts every shard at the outset and queues only their stack starts. Each
 shard's `dockyard run` reads one line at each of two moments: before it starts its stack
 (``start``: its turn; ``none``: the split gave it no tests, so it ends) and, once the stack is
@@ -17,6 +19,10 @@ from typing import IO
 from dockyard.errors import DockyardError
 
 TURN_ENV = "DOCKYARD_START_TURN"  # the pipe's descriptor, inherited from `dockyard parallel`
+# The other way: where `dockyard run` writes what it held (berth, ports, timings, exit code) as
+# JSON, for the process that started it (`dockyard parallel` reads one per shard). Written
+# first when the stack is up (exit code null), again at the end.
+REPORT_ENV = "DOCKYARD_RUN_REPORT"
 START, TESTS, NONE = b"start\n", b"tests\n", b"none\n"
 
 

@@ -6,15 +6,18 @@ the shard's tests: passing node ids instead of the arguments would drop paths an
 command line. The collecting pytest that the split starts from loads it too, to write the ids.
 
 It is loaded in every shard and in every collection, so it imports nothing beyond the standard
-library: no Docker client, no rich, no YAML.
+library: no Docker client, no rich, no YAML. `dockyard parallel` imports it for its names
+alone, so not even pytest, which has it loaded wherever the hooks run.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pytest
+if TYPE_CHECKING:
+    import pytest
 
 NAME = __name__  # what `-p` names in the commands that load this plugin
 SHARD_FILE_ENV = "DOCKYARD_SHARD_FILE"  # the node ids a shard's pytest keeps, one a line
@@ -30,6 +33,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     selected = [item for item in items if item.nodeid in keep]
     missing = keep - {item.nodeid for item in selected}
     if missing:
+        import pytest  # noqa: PLC0415 - loaded wherever this hook runs; `dockyard parallel` needs the names above only
+
         raise pytest.UsageError(
             f"{len(missing)} test(s) of this shard were not collected (e.g. {sorted(missing)[0]}): "
             "collection differs between runs; make parametrize ids deterministic"

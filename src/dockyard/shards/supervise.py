@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.host import die_with_parent
-from dockyard.sessions.run import REPORT_ENV
 from dockyard.sessions.signals import sigterm_raises
-from dockyard.sessions.turn import NONE, START, TESTS, TURN_ENV
+from dockyard.sessions.turn import NONE, REPORT_ENV, START, TESTS, TURN_ENV
 from dockyard.shards import plugin
 from dockyard.shards.collect import env_without_shard
 from dockyard.shards.logs import LogPump, Redact, mask_file
@@ -67,7 +66,7 @@ def _start(
     turn, go = os.pipe()
     env[TURN_ENV] = str(turn)
     # A shard whose parent was SIGKILLed would run on with nobody to gather it: SIGTERM makes it
-    # tear its stack down. Forked from the main thread (the pool's threads only wait).
+    # tear its stack down. Forked from the main thread (the other threads only wait on children).
     try:
         proc = subprocess.Popen(
             run.command(pytest_args),
@@ -76,7 +75,7 @@ def _start(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             pass_fds=(turn,),
-            preexec_fn=die_with_parent(),  # noqa: PLW1509 - the other threads only wait on shards; prctl is async-signal-safe
+            preexec_fn=die_with_parent(),  # noqa: PLW1509 - the other threads wait on children; prctl is async-signal-safe
         )
     except BaseException:
         os.close(go)
