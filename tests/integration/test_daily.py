@@ -34,6 +34,7 @@ from .helpers import (
     service,
     wait_for,
 )
+from .servers import http_server
 from .test_cli import stop_keepers
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -158,6 +159,40 @@ def test_a_changed_service_under_another_run_means_a_berth_of_its_own(
         assert result.returncode == 0, result.stdout + result.stderr
         assert "another test run is using it: taking a berth of its own" in result.stdout
         assert json.loads(note.read_text())["project"] != info["project"]
+
+
+# The engine's first check comes a minute after the start; dockyard's own, once port 80 listens.
+SLOW_CHECK = service("web", ports=["80"], command=http_server(80), interval="60s")
+READY_AS_SAID = """
+    def test_ready_as_up_said(dockyard_stack):
+        states = {s.service: (s.health, s.ready) for s in dockyard_stack.ps()}
+        assert states == {"web": ("healthy", True)}, states
+"""
+
+
+def up_info(up: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return dict(json.loads(up.stdout))
+
+
+def test_a_session_reusing_the_stack_sees_it_ready_as_up_said(make_project: Projects) -> None:
+    """`dockyard up` ran the check itself; the engine says "starting" until its own, a minute on."""
+    project = make_project("saidready", "27160-27189", compose(SLOW_CHECK))
+    with (project.root / "pyproject.toml").open("a") as fh:
+        fh.write(INNER_INI)
+    (project.root / "test_ready.py").write_text(textwrap.dedent(READY_AS_SAID))
+    try:
+        up = project.cli("up", "--json")
+        assert up.returncode == 0, up.stdout + up.stderr
+        result = _pytest(project, "test_ready.py")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "using the stack `dockyard up` keeps" in result.stdout
+        web = next(c for c in project_resources(up_info(up)["project"])["container"] if "web" in c["Name"])
+        assert docker("inspect", "--format", "{{.State.Health.Status}}", web["Id"]).strip() == "starting"
+        down = project.cli("down")
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not list(project.settings.lock_dir.rglob("*.ready.json"))  # the keeper took its word back
+    finally:
+        stop_keepers(project.settings)
 
 
 RUNNER = """\

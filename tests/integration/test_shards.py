@@ -179,7 +179,7 @@ def test_one_shard_of_a_matrix_and_a_failing_test(make_project: Projects) -> Non
 
 
 def test_a_collection_that_fails_stops_the_shards_started_meanwhile(make_project: Projects) -> None:
-    project = shard_project(make_project, "shardnone", "24300-24399", berths=2)
+    project = shard_project(make_project, "shardnone", "24700-24799", berths=2)
     result = parallel(project, "--shards", "2", "--", "tests/no_such_dir")
     assert result.returncode == ExitCode.FAILURE, result.stdout + result.stderr
     assert "collecting the tests failed" in result.stderr

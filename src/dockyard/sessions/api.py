@@ -105,8 +105,46 @@ def handed_down(settings: Settings) -> Stack | None:
 
 
 def stack_of(
-    settings: Settings, record: LeaseRecord, lock_path: Path, *, progress: Reporter = SILENT, coverage: bool = False
+    settings: Settings,
+    record: LeaseRecord,
+    lock_path: Path,
+    *,
+    progress: Reporter | Callable[[str], None] = SILENT,
+    coverage: bool = False,
 ) -> Stack:
-    """The stack in a berth another process holds (its lease record and lock), to act on it."""
+    """The stack in a berth another process holds (its lease record and lock), to act on it.
+
+    Its holder's word on which containers it saw ready comes along (:func:`note_seen_ready`).
+    """
     berth = Berth(record.index, record.project, record.port_block, lock_path, record)
-    return Stack(settings, berth, progress=progress, coverage=coverage)
+    stack = Stack(settings, berth, progress=progress, coverage=coverage)
+    stack.readiness.passed.update(seen_ready(lock_path, record.lease_id))
+    return stack
+
+
+def seen_ready_path(lock_path: Path) -> Path:
+    """Where the holder of the berth locked at ``lock_path`` says which containers it saw ready."""
+    return lock_path.with_suffix(".ready.json")
+
+
+def note_seen_ready(stack: Stack) -> None:
+    """Say, beside the berth's lock, which containers the holder saw ready (container -> its start).
+
+    Until the engine's own first check, Docker says "starting" for a service dockyard saw pass
+    that same check: a test session reusing the stack (or `dockyard status`) must agree with
+    what `dockyard up` said. Read by :func:`stack_of`; the holder removes it when it lets go.
+    """
+    path = seen_ready_path(stack.berth.lock_path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"lease": stack.berth.record.lease_id, "passed": dict(stack.readiness.passed)}))
+    tmp.replace(path)  # a reader never sees half of it
+
+
+def seen_ready(lock_path: Path, lease_id: str) -> dict[str, str]:
+    """The containers the holder of lease ``lease_id`` saw ready ({} when it said nothing, or of another lease)."""
+    try:
+        data = json.loads(seen_ready_path(lock_path).read_bytes())
+        passed = data["passed"] if data.get("lease") == lease_id else {}
+        return {str(k): str(v) for k, v in passed.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}  # none, or unreadable: the engine's word alone, as before

@@ -23,6 +23,7 @@ from dockyard.errors import DockyardError
 from dockyard.pool.berth import Berth
 from dockyard.pool.lease import LeaseRecord
 from dockyard.sessions import keeper_client as keeper
+from dockyard.sessions.api import stack_of
 from dockyard.settings import Settings
 from dockyard.stack.stack import Stack
 from dockyard.ui.progress import as_reporter
@@ -100,7 +101,7 @@ def keeper_stack(settings: Settings, *, progress: Say) -> Iterator[Stack]:
     """
     info = keeper.start_keeper(settings, owner=os.getpid(), progress=as_reporter(progress))
     record = keeper.choose(settings, int(info["index"]))
-    stack = Stack(settings, keeper.berth_of(settings, record), progress=progress)
+    stack = stack_of(settings, record, keeper.lock_path_of(settings, record), progress=progress)
     try:
         yield stack
     finally:

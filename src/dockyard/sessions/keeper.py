@@ -23,7 +23,7 @@ from dockyard.errors import DockyardError
 from dockyard.host import wait_for_exit
 from dockyard.pool import leasing
 from dockyard.pool.berth import Berth
-from dockyard.sessions.api import docker_reaper
+from dockyard.sessions.api import docker_reaper, note_seen_ready, seen_ready_path
 from dockyard.sessions.keep import is_kept_after_failure, marker_path
 from dockyard.sessions.watchdog import watch
 from dockyard.settings import load_settings
@@ -54,6 +54,7 @@ def main(root: str, build: str, owner: str = "") -> int:
         # Events go to `dockyard up` as JSON lines; it shows them (live display or plain lines).
         stack = Stack(settings, berth, progress=JsonLines(sys.stdout))
         stack.up(build=build == "build")
+        note_seen_ready(stack)
         print(json.dumps({"berth": stack.describe()}), flush=True)
         sys.stdout.close()
         if owner:
@@ -67,6 +68,7 @@ def main(root: str, build: str, owner: str = "") -> int:
         return int(exc.exit_code)
     finally:
         marker_path(berth.lock_path).unlink(missing_ok=True)
+        seen_ready_path(berth.lock_path).unlink(missing_ok=True)
         berth.release()
 
 

@@ -15,7 +15,7 @@ from typing import IO, Any
 from dockyard.engine.endpoints import engine_for, sdk
 from dockyard.errors import CorruptRecord, DockerUnavailable, DockyardError
 from dockyard.pool import leasing
-from dockyard.pool.berth import Berth, BerthPool, lock_is_held
+from dockyard.pool.berth import BerthPool, lock_is_held
 from dockyard.pool.lease import LeaseRecord, read_record
 from dockyard.settings import Settings
 from dockyard.ui.progress import SILENT, Reporter, replay
@@ -147,11 +147,6 @@ def owner_of(record: LeaseRecord) -> int | None:
     """The pid a keeper follows (a test session holding its stack through it); None for `dockyard up`'s."""
     words = record.command.split()
     return int(words[3]) if len(words) > 3 and words[3].isdigit() else None
-
-
-def berth_of(settings: Settings, record: LeaseRecord) -> Berth:
-    """The kept berth of ``record``, as an object to build a :class:`Stack` on (its lock stays the keeper's)."""
-    return Berth(record.index, record.project, record.port_block, lock_path_of(settings, record), record)
 
 
 def choose(settings: Settings, berth: int | None) -> LeaseRecord:

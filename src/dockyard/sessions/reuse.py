@@ -40,7 +40,7 @@ from dockyard.engine.endpoints import sdk
 from dockyard.engine.images import outdated
 from dockyard.errors import ComposeError, DockyardError
 from dockyard.sessions import keeper_client as keeper
-from dockyard.sessions.api import handed_down, running_stack
+from dockyard.sessions.api import handed_down, running_stack, stack_of
 from dockyard.sessions.keep import is_kept_after_failure, keeper_stack
 from dockyard.settings import Settings
 from dockyard.stack.compose import compose_command
@@ -126,7 +126,7 @@ def kept_stack(settings: Settings, progress: Say = _quiet) -> Stack | None:
     if len(records) > 1:
         others = ", ".join(str(r.index) for r in records if r is not record)
         progress(f"stacks of this project are up in berths {record.index}, {others}: using the newest, {record.index}")
-    return Stack(settings, keeper.berth_of(settings, record), progress=progress)
+    return stack_of(settings, record, keeper.lock_path_of(settings, record), progress=progress)
 
 
 def _config_hashes(stack: Stack) -> dict[str, str]:
