@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from dockyard.errors import ComposeError
-from dockyard.stack.project import ComposeProject
+from dockyard.stack.project import FINISH_NOTICE, ComposeProject
 
 
 class Interrupted(BaseException):
@@ -109,3 +109,32 @@ def test_a_failed_call_raises_what_compose_said(tmp_path: Path) -> None:
     with pytest.raises(ComposeError, match="the engine said no"):
         project(tmp_path, exit_code=3).call("up", "--no-start")
     assert (tmp_path / "created").exists()
+
+
+@pytest.mark.usefixtures("interrupted")
+def test_a_wait_for_compose_that_is_felt_is_said(tmp_path: Path) -> None:
+    compose = project(tmp_path)
+    said: list[str] = []
+
+    def go_later() -> None:
+        time.sleep(FINISH_NOTICE + 0.3)  # past the notice: the wait has been said by then
+        (tmp_path / "go").touch()
+
+    signal_when(tmp_path / "pgid", then=go_later)
+    with pytest.raises(Interrupted):
+        compose.call("up", "--no-start", say=said.append)
+    assert (tmp_path / "created").exists()
+    assert len(said) == 1, said
+    assert "letting Compose end the call it is making" in said[0]
+    assert "interrupt again to stop Compose now" in said[0]
+
+
+@pytest.mark.usefixtures("interrupted")
+def test_a_short_wait_for_compose_is_not_said(tmp_path: Path) -> None:
+    compose = project(tmp_path)
+    said: list[str] = []
+    signal_when(tmp_path / "pgid", then=(tmp_path / "go").touch)  # Compose ends ~0.2 s after the signal
+    with pytest.raises(Interrupted):
+        compose.call("up", "--no-start", say=said.append)
+    assert (tmp_path / "created").exists()
+    assert said == []

@@ -97,7 +97,7 @@ class Lifecycle:
             # then starts the containers level by level of `depends_on`, looking at each
             # service's readiness at a fine interval. `up --wait` could only notice health at
             # the health-check interval, once per level.
-            self.project.call("up", "--no-start", "--no-build")
+            self.project.call("up", "--no-start", "--no-build", say=self.progress)
             attach_runner(self.project, self.settings.runner, self.progress)
             deadline = time.monotonic() + self.settings.health_timeout
             for level in self.model.start_levels():

@@ -37,6 +37,11 @@ if TYPE_CHECKING:
     from python_on_whales.exceptions import DockerException
 
 FINISH_WAIT = 30.0  # seconds an interrupted start gives Compose to end its call
+FINISH_NOTICE = 0.5  # a wait for Compose longer than this is said, with how to cut it short
+
+
+def _silent(_message: str) -> None:
+    """Says nothing."""
 
 
 class ComposeProject:
@@ -97,7 +102,7 @@ class ComposeProject:
                 f"compose {action}", map(str, exc.docker_command), exc.return_code, self.redact(exc.stderr or "")
             ) from None
 
-    def call(self, verb: str, *args: str) -> None:
+    def call(self, verb: str, *args: str, say: Callable[[str], None] = _silent) -> None:
         """Run ``docker compose <verb> <args>`` for this project to its end; a failure is a :class:`ComposeError`.
 
         A child process of its own, for the verbs of a start: python-on-whales' import
@@ -108,7 +113,8 @@ class ComposeProject:
         most :data:`FINISH_WAIT` seconds; a second signal stops it at once) before the
         interruption goes on to the teardown. A Compose cut short leaves the engine finishing
         a create it had asked for, which can land after the teardown has looked. If dockyard
-        dies, Compose is killed with it, and the watchdog reaps.
+        dies, Compose is killed with it, and the watchdog reaps. A wait longer than
+        :data:`FINISH_NOTICE` is told through ``say``.
         """
         cmd = self.command(verb, *args)
         with subprocess.Popen(
@@ -125,7 +131,7 @@ class ComposeProject:
             try:
                 out, err = child.communicate()
             except BaseException:
-                _let_finish(child)
+                _let_finish(child, say)
                 raise
         if child.returncode != 0:
             raise ComposeError(f"compose {verb}", cmd, child.returncode, self.redact(err or out))
@@ -178,12 +184,19 @@ class ComposeProject:
             return [p for p in pool.map(start, todo) if p]
 
 
-def _let_finish(child: subprocess.Popen[str]) -> None:
+def _let_finish(child: subprocess.Popen[str], say: Callable[[str], None]) -> None:
     """Wait for an interrupted ``child`` to end on its own; kill it after :data:`FINISH_WAIT` or a second signal."""
     try:
-        child.communicate(timeout=FINISH_WAIT)
+        try:
+            child.communicate(timeout=FINISH_NOTICE)
+        except subprocess.TimeoutExpired:
+            say(
+                f"interrupted: letting Compose end the call it is making (at most {FINISH_WAIT:g}s), "
+                "then taking the stack down; interrupt again to stop Compose now"
+            )
+            child.communicate(timeout=FINISH_WAIT - FINISH_NOTICE)
     except subprocess.TimeoutExpired:
         child.kill()
     except BaseException:
-        child.kill()  # Ctrl-C twice: the user will not wait
+        child.kill()  # interrupted twice: the user will not wait
         raise
