@@ -19,8 +19,10 @@ from dockyard.shards.cost import (
     derive,
     fixed_alone,
     host_cpu_seconds,
+    own_cpu_seconds,
 )
 from dockyard.shards.policy import PAYS, Host, before_the_tests, default_shards, predicted_wall
+from dockyard.shards.shard import TO_COME
 from dockyard.shards.view import PlainShards
 
 GIB = 1024**3
@@ -127,7 +129,7 @@ def test_the_meter_reads_the_cpu_at_the_first_start_the_first_stack_up_and_the_l
     monkeypatch.setenv("CI", "1")
     cpu = iter([100.0, 106.0, 112.0, 130.0])
     clock = iter([0.0, 3.0, 10.0, 20.0])
-    meter = CostMeter(PlainShards(), cpu=lambda: next(cpu), clock=lambda: next(clock))
+    meter = CostMeter(PlainShards(), cpu=lambda: next(cpu), clock=lambda: next(clock), own=lambda: 0.0)
     meter.queued("1/2", 3)
     meter.started("1/2", 3, tmp_path / "shard-1.log")  # 100 CPU-s at 0 s
     meter.stack_up("1/2", 0, "demo-20000", 3.0)  # 106 at 3 s: one stack started alone
@@ -137,6 +139,23 @@ def test_the_meter_reads_the_cpu_at_the_first_start_the_first_stack_up_and_the_l
     meter.ended("2/2", 0, 19.0)  # 130 at 20 s: the end of the run
     costs = meter.costs(berths=2, test_seconds=20.0, fixed_seconds=5.0)
     assert costs == Costs(fixed_seconds=5.0, berth_cpu=10.0, test_cpu=0.5)  # (30 - 2 * 10) / 20
+
+
+def test_what_the_run_itself_did_while_the_first_stack_started_is_no_berth_s(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The tests are collected while the first stacks start: that CPU is the parallel run's own."""
+    monkeypatch.setenv("CI", "1")
+    cpu = iter([100.0, 108.0, 130.0])
+    clock = iter([0.0, 4.0, 20.0])
+    own = iter([1.0, 3.0])  # the collecting pytest: 2 CPU-s in the window
+    meter = CostMeter(PlainShards(), cpu=lambda: next(cpu), clock=lambda: next(clock), own=lambda: next(own))
+    meter.started("1/1", TO_COME, tmp_path / "shard-1.log")  # 100 CPU-s at 0 s
+    meter.stack_up("1/1", 0, "demo-20000", 4.0)  # 108 at 4 s, of which 2 the collection's
+    meter.ended("1/1", 0, 19.0)  # 130 at 20 s
+    costs = meter.costs(berths=1, test_seconds=10.0, fixed_seconds=5.0)
+    # (8 - 2) CPU-s over 4 s: 1.5 a second, 7.5 over the fixed 5 s; the tests (30 - 2 - 7.5) / 10
+    assert costs == Costs(fixed_seconds=5.0, berth_cpu=7.5, test_cpu=2.05)
 
 
 def test_the_meter_prices_nothing_when_no_stack_came_up(tmp_path: Path) -> None:
@@ -249,3 +268,9 @@ def test_a_contended_fixed_time_would_have_bought_a_second_shard_that_lost() -> 
     choice = default_shards(BIG, tests=30, test_seconds=10.3, costs=alone, stack_up=3.0)
     assert choice.shards == 1
     assert "15.4s for one" in choice.why
+
+
+def test_the_run_s_own_cpu_counts_the_children_it_waited_for() -> None:
+    before = own_cpu_seconds()
+    subprocess.run([sys.executable, "-c", "sum(i * i for i in range(2_000_000))"], check=True)
+    assert own_cpu_seconds() - before > 0.05  # the child's CPU, once it was waited for

@@ -14,6 +14,7 @@ shards.
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -41,6 +42,16 @@ def host_cpu_seconds() -> float | None:
     # user nice system idle iowait irq softirq steal (guest time is inside user already)
     ticks = [int(v) for v in fields[1:9]]
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU-seconds of this process and of the children it has waited for.
+
+    While the shards run, that is the parallel run's own work (collecting the tests, asking
+    Compose for the secrets, supervising), not theirs: a shard is waited for when it ends.
+    """
+    me, waited = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + waited.ru_utime + waited.ru_stime
 
 
 @dataclass(frozen=True)
@@ -131,9 +142,12 @@ class CostMeter:
         view: ShardView,
         cpu: Callable[[], float | None] = host_cpu_seconds,
         clock: Callable[[], float] = time.monotonic,
+        own: Callable[[], float] = own_cpu_seconds,
     ) -> None:
         self.view = view
-        self._cpu, self._clock = cpu, clock
+        self._cpu, self._clock, self._own = cpu, clock, own
+        self.own_begin: float | None = None  # this process's own CPU-seconds at the first shard's start
+        self.own_up: float | None = None  # and at the first stack up
         self.begin: tuple[float | None, float] | None = None  # (cpu, time) at the first shard's start
         self.first_up: tuple[float | None, float] | None = None  # at the first stack up
         self.starting = 0  # shards started by then
@@ -151,6 +165,7 @@ class CostMeter:
         """Passed on; the first one starts the clock."""
         if self.begin is None:
             self.begin = self.read()
+            self.own_begin = self._own()
         if self.first_up is None:
             self.starting += 1
         self.view.started(label, tests, log)
@@ -163,6 +178,7 @@ class CostMeter:
         """Passed on; the first one ends the window of stack starts alone."""
         if self.first_up is None:
             self.first_up = self.read()
+            self.own_up = self._own()
         self.view.stack_up(label, berth, project, seconds)
 
     def note(self, label: str, line: str) -> None:
@@ -181,11 +197,14 @@ class CostMeter:
         (cpu0, t0), (cpu_up, t_up), (cpu_end, _) = self.begin, self.first_up, self.end
         if cpu0 is None or cpu_up is None or cpu_end is None:
             return None
+        # What this process did meanwhile (the collection and split of the tests run while the
+        # first stacks start) is no berth's: it is taken out of the window and of the run.
+        own = self.own_up - self.own_begin if self.own_up is not None and self.own_begin is not None else 0.0
         return derive(
-            start_cpu=cpu_up - cpu0,
+            start_cpu=max(0.0, cpu_up - cpu0 - own),
             start_seconds=t_up - t0,
             starting=self.starting,
-            run_cpu=cpu_end - cpu0,
+            run_cpu=max(0.0, cpu_end - cpu0 - own),
             berths=berths,
             test_seconds=test_seconds,
             fixed_seconds=fixed_seconds,
