@@ -135,9 +135,11 @@ def note_seen_ready(stack: Stack) -> None:
     what `dockyard up` said. Read by :func:`stack_of`; the holder removes it when it lets go.
     """
     path = seen_ready_path(stack.berth.lock_path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"lease": stack.berth.record.lease_id, "passed": dict(stack.readiness.passed)}))
-    tmp.replace(path)  # a reader never sees half of it
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # private, like every file of the pool
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"lease": stack.berth.record.lease_id, "passed": dict(stack.readiness.passed)}, fh)
+    os.replace(tmp, path)  # a reader never sees half of it
 
 
 def seen_ready(lock_path: Path, lease_id: str) -> dict[str, str]:
