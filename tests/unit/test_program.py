@@ -163,15 +163,17 @@ def test_a_late_ctrl_c_ends_the_program_by_sigint(arm: str, code: int) -> None:
     assert done.stdout == "work done\n"  # flushed before the signal could end the process
 
 
+def imported_by(statement: str) -> set[str]:
+    """Every module a fresh interpreter imports to run ``statement`` (from ``-X importtime``)."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", statement], capture_output=True, text=True, check=True
+    )
+    return {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+
+
 def test_the_program_loads_without_pytest_or_docker_py() -> None:
     """pytest is no dependency of a plain install, and docker-py is for the commands that call the engine."""
-    out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import dockyard.cli.program, dockyard.cli.app, dockyard.cli.tasks"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    modules = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    modules = imported_by("import dockyard.cli.program, dockyard.cli.app, dockyard.cli.tasks")
     assert "dockyard.cli.tasks" in modules
     assert {m for m in modules if m.split(".")[0] in ("pytest", "_pytest", "docker", "requests")} == set()
 
@@ -196,13 +198,7 @@ def test_only_a_plain_up_forks_its_keeper_before_invoke_loads(args: list[str], e
 
 def test_the_console_script_forks_up_s_keeper_before_importing_invoke() -> None:
     """The keeper's work starts before invoke and the task collection load (they cost ~70 ms)."""
-    out = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", "import dockyard.cli.program"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    modules = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    modules = imported_by("import dockyard.cli.program")
     assert "dockyard.cli.early" in modules
     assert {m for m in modules if m.split(".")[0] in ("invoke", "rich")} == set()
 
