@@ -13,11 +13,13 @@ holds the stack for whoever debugs it, until ``dockyard down``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
 import threading
+from typing import IO
 
 from dockyard.errors import DockyardError
 from dockyard.host import wait_for_exit
@@ -55,8 +57,9 @@ def main(root: str, build: str, owner: str = "") -> int:
         stack = Stack(settings, berth, progress=JsonLines(sys.stdout))
         stack.up(build=build == "build")
         note_seen_ready(stack)
-        print(json.dumps({"berth": stack.describe()}), flush=True)
-        sys.stdout.close()
+        if not hand_over(stack, sys.stdout):
+            stack.down()  # `up` is gone (interrupted): nobody else would take this stack down
+            return 130
         if owner:
             threading.Thread(target=_follow, args=(int(owner), berth, stop), daemon=True).start()
         stop.wait()
@@ -70,6 +73,18 @@ def main(root: str, build: str, owner: str = "") -> int:
         marker_path(berth.lock_path).unlink(missing_ok=True)
         seen_ready_path(berth.lock_path).unlink(missing_ok=True)
         berth.release()
+
+
+def hand_over(stack: Stack, out: IO[str]) -> bool:
+    """Give `dockyard up` the berth on ``out`` and close it; False when `up` is no longer there to read it."""
+    try:
+        out.write(json.dumps({"berth": stack.describe()}) + "\n")
+        out.close()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            out.close()  # what was left unflushed is lost with the reader
+        return False
+    return True
 
 
 def detach() -> None:
