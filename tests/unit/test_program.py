@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from invoke.context import Context
 
 from dockyard.cli import tasks
 from dockyard.cli.app import OPTIONS, USAGE_ERROR, DockyardProgram
-from dockyard.cli.early import plainly_up
+from dockyard.cli.early import plainly_down, plainly_up
 from dockyard.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +195,52 @@ def test_the_program_loads_without_pytest_or_docker_py() -> None:
 )
 def test_only_a_plain_up_forks_its_keeper_before_invoke_loads(args: list[str], early: bool) -> None:
     assert plainly_up(args) is early
+
+
+@pytest.mark.parametrize(
+    ("args", "plain"),
+    [
+        (["down"], (-1, False)),
+        (["down", "--all"], (-1, True)),
+        (["down", "--berth", "3"], (3, False)),
+        (["down", "--berth", "-1"], None),  # invoke's parser and the task decide the rest
+        (["down", "--berth", "one"], None),
+        (["down", "--berth"], None),
+        (["down", "--all", "--berth", "3"], None),
+        (["down", "-a"], None),
+        (["down", "--help"], None),
+        (["up"], None),
+    ],
+)
+def test_a_plain_down_is_told_from_what_invoke_must_parse(args: list[str], plain: tuple[int, bool] | None) -> None:
+    assert plainly_down(args) == plain
+
+
+def test_a_plain_down_runs_to_its_end_without_invoke(tmp_path: Path) -> None:
+    """`dockyard down` shows the task's error and exit code, and never imports invoke or rich (~0.1 s)."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'nothing-up-here'\n")
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    env["DOCKYARD_LOCK_DIR"] = str(tmp_path / "locks")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dockyard", "down"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    said = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+
+    assert done.returncode == ExitCode.FAILURE, done.stderr
+    assert said == [
+        "dockyard: no stack of this project is up",
+        "  -> start one with `dockyard up` (see `dockyard status`)",
+    ]
+    assert "dockyard.cli.early" in imported
+    assert {m for m in imported if m.split(".")[0] in ("invoke", "rich")} == set()
 
 
 def test_the_console_script_forks_up_s_keeper_before_importing_invoke() -> None:

@@ -1,15 +1,19 @@
-"""`dockyard up`'s keeper, forked before the console script loads invoke and the tasks.
+"""`dockyard up` and `dockyard down` as plainly typed: run before, and without, invoke.
 
-The keeper's work (berth, images, stack) is what `dockyard up` waits for; this process's own
-imports (invoke, the task collection, rich) are not. Forked first, the keeper starts that
-work while this process loads, on another core, instead of after. Only a command line that is
-plainly `up` with its own long options is taken early; anything else, and a configuration that
-does not load, is left to invoke's parser and the task, which say what is wrong.
+`up`'s keeper (berth, images, stack) is what `dockyard up` waits for; this process's own
+imports (invoke, the task collection) are not. Forked first, the keeper starts that work while
+this process goes on. Once the command line is known to be plainly `up` or `down` with their
+own long options, invoke's parser has nothing left to decide, and neither command needs it to
+show its answer: it is not loaded at all (~0.1 CPU-s of the host's, during `up` taken from the
+stack's start). Anything else, and a configuration that does not load, is left to invoke's
+parser and the task, which say what is wrong.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Sequence
 from typing import IO
 
 from dockyard.errors import DockyardError
@@ -22,6 +26,18 @@ def plainly_up(args: Sequence[str]) -> bool:
     """Whether ``args`` (the command line after the program's name) are ``up`` and its long options, once each."""
     options = args[1:]
     return bool(args) and args[0] == "up" and set(options) <= _UP_OPTIONS and len(set(options)) == len(options)
+
+
+def plainly_down(args: Sequence[str]) -> tuple[int, bool] | None:
+    """``(berth, all)`` when ``args`` are plainly ``down``, ``down --all`` or ``down --berth N``; else None."""
+    match list(args):
+        case ["down"]:
+            return -1, False
+        case ["down", "--all"]:
+            return -1, True
+        case ["down", "--berth", index] if index.isdigit():
+            return int(index), False
+    return None
 
 
 def fork_keeper(args: Sequence[str]) -> None:
@@ -41,3 +57,57 @@ def fork_keeper(args: Sequence[str]) -> None:
 def forked() -> IO[str] | None:
     """The answer of the keeper forked for this `up`, taken once; None when none was."""
     return _forked.pop() if _forked else None
+
+
+def run(args: Sequence[str]) -> int | None:
+    """Run a plain `up` (its keeper forked) or `down` to its end; its exit status, None when left to invoke."""
+    if plainly_up(args) and (answer := forked()) is not None:
+        return bounded(lambda: show_up(answer, json="--json" in args))
+    if (down := plainly_down(args)) is not None:
+        return bounded(lambda: take_down(*down))
+    return None
+
+
+def bounded(work: Callable[[], object]) -> int:
+    """Run ``work`` as a task runs: a DockyardError becomes its message, its remedy and its exit code."""
+    try:
+        work()
+    except DockyardError as exc:
+        print(f"dockyard: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("dockyard: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def show_up(answer: IO[str], *, json: bool) -> None:
+    """Show the keeper's progress from ``answer``, then its berth: as JSON, or as a table of addresses."""
+    from dockyard.sessions.keeper_client import keeper_answer  # noqa: PLC0415 - imported by the fork already
+    from dockyard.ui.console import emit_json, reporter, table  # noqa: PLC0415
+
+    with reporter() as progress:
+        info = keeper_answer(answer, progress)
+    if json:
+        emit_json(info)
+        return
+    ports = [[svc, port, address] for svc, m in sorted(info["addresses"].items()) for port, address in m.items()]
+    table(
+        f"berth {info['index']}: {info['project']} (ports {info['port_block'][0]}-{info['port_block'][1]})",
+        ["service", "container port", "address"],
+        ports,
+    )
+
+
+def take_down(berth: int = -1, all: bool = False) -> None:
+    """Stop the keeper of ``berth`` (default: the only stack `up` started here), or of every one with ``all``."""
+    from dockyard.sessions import keeper_client as keeper  # noqa: PLC0415 - only `down` needs it
+    from dockyard.settings import load_settings  # noqa: PLC0415
+    from dockyard.ui.console import say  # noqa: PLC0415
+
+    settings = load_settings()
+    records = keeper.kept_berths(settings) if all else [keeper.choose(settings, None if berth < 0 else berth)]
+    for record in records:
+        began = time.monotonic()
+        keeper.stop_keeper(settings, record)
+        say(f"berth {record.index} ({record.project}) is down ({time.monotonic() - began:.1f}s)")

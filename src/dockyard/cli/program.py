@@ -1,7 +1,7 @@
 """The `dockyard` console script: the invoke program (:mod:`.app`) over dockyard's tasks.
 
-`dockyard up` forks its keeper first (:mod:`.early`): the keeper starts the stack while this
-process loads invoke and the tasks, rather than after.
+`dockyard up` forks its keeper first (:mod:`.early`), so the keeper starts the stack at once;
+a plainly typed `up` or `down` then runs to its end without loading invoke at all.
 """
 
 from __future__ import annotations
@@ -18,16 +18,24 @@ from dockyard.cli import early
 def main() -> None:
     """Entry point of the `dockyard` console script."""
     early.fork_keeper(sys.argv[1:])
+    if (code := early.run(sys.argv[1:])) is not None:
+        _done()
+        sys.exit(code)
     from dockyard.cli.app import DockyardProgram  # noqa: PLC0415 - after the fork: see the module's docstring
     from dockyard.cli.tasks import namespace  # noqa: PLC0415
 
     try:
         DockyardProgram(name="dockyard", binary="dockyard", version=__version__, namespace=namespace).run()
     finally:
-        _late_sigint_ends_the_process()
-        # The interpreter's last collection walks every object the imports made, ~25 ms of a
-        # command's wall time; frozen, they are left to the exit. atexit handlers still run.
-        gc.freeze()
+        _done()
+
+
+def _done() -> None:
+    """What every command does once its work is done, before the interpreter's exit."""
+    _late_sigint_ends_the_process()
+    # The interpreter's last collection walks every object the imports made, ~25 ms of a
+    # command's wall time; frozen, they are left to the exit. atexit handlers still run.
+    gc.freeze()
 
 
 def _late_sigint_ends_the_process() -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import shlex
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -92,18 +91,7 @@ def _services(services: str) -> list[str]:
 def up(c: Context, json: bool = False, no_build: bool = False) -> None:
     """Start the stack in a new berth and wait until every service is healthy."""
     # Forked already when the command line was plainly `up`; else now, before the display's thread starts.
-    answer = early.forked() or keeper.fork_keeper(load_settings(), build=not no_build)
-    with reporter() as progress:
-        info = keeper.keeper_answer(answer, progress)
-    if json:
-        emit_json(info)
-    else:
-        ports = [[svc, port, address] for svc, m in sorted(info["addresses"].items()) for port, address in m.items()]
-        table(
-            f"berth {info['index']}: {info['project']} (ports {info['port_block'][0]}-{info['port_block'][1]})",
-            ["service", "container port", "address"],
-            ports,
-        )
+    early.show_up(early.forked() or keeper.fork_keeper(load_settings(), build=not no_build), json=json)
 
 
 @task(
@@ -115,12 +103,7 @@ def up(c: Context, json: bool = False, no_build: bool = False) -> None:
 @_front
 def down(c: Context, berth: int = -1, all: bool = False) -> None:
     """Tear the stack down (containers, networks, volumes) and release its berth."""
-    settings = load_settings()
-    records = keeper.kept_berths(settings) if all else [keeper.choose(settings, None if berth < 0 else berth)]
-    for record in records:
-        began = time.monotonic()
-        keeper.stop_keeper(settings, record)
-        say(f"berth {record.index} ({record.project}) is down ({time.monotonic() - began:.1f}s)")
+    early.take_down(berth, all)
 
 
 @task(help={"json": "Print the berths as JSON.", "all": "List every berth, the free ones too."})
