@@ -19,7 +19,7 @@ from typing import IO
 from dockyard.errors import DockyardError
 
 _UP_OPTIONS = {"--json", "--no-build"}
-_forked: list[IO[str]] = []  # the keeper's answer, for the `up` task to read
+_forked: list[IO[str]] = []  # the answer of the keeper forked early, for `run` to read
 
 
 def plainly_up(args: Sequence[str]) -> bool:

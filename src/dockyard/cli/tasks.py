@@ -90,8 +90,9 @@ def _services(services: str) -> list[str]:
 @_front
 def up(c: Context, json: bool = False, no_build: bool = False) -> None:
     """Start the stack in a new berth and wait until every service is healthy."""
-    # Forked already when the command line was plainly `up`; else now, before the display's thread starts.
-    early.show_up(early.forked() or keeper.fork_keeper(load_settings(), build=not no_build), json=json)
+    # A plainly typed `up` never gets here (see dockyard.cli.early). The keeper is forked before
+    # the display's thread starts: with another thread running, it would be a new interpreter.
+    early.show_up(keeper.fork_keeper(load_settings(), build=not no_build), json=json)
 
 
 @task(
