@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.engine.endpoints import handshake, preflight
+from dockyard.engine.endpoints import handshake, is_podman, preflight
 from dockyard.errors import ComposeError
 from dockyard.host import die_with_parent
 from dockyard.pool.berth import Berth
@@ -180,7 +180,10 @@ class ComposeProject:
             return None
 
         # The engine takes ~0.3-0.5 s per start (network attach, port proxies): start them together.
-        with ThreadPoolExecutor(max_workers=max(1, len(todo))) as pool:
+        # Not on Podman: two first starts on one network race to create its firewall chains, and
+        # one fails with "netavark: ... iptables: Chain already exists" (containers/podman#13767).
+        together = 1 if is_podman(api) else max(1, len(todo))
+        with ThreadPoolExecutor(max_workers=together) as pool:
             return [p for p in pool.map(start, todo) if p]
 
 
