@@ -237,7 +237,7 @@ def test_an_engine_missing_the_stacks_images_gets_them_from_another(
 
 @pytest.mark.usefixtures("main_engine", "orphans_alone")
 def test_cleanup_reaps_a_dead_leases_stack_on_its_engine(make_project: Projects, on_engine2: SecondEngine) -> None:
-    project = make_project("cleanup", "26500-26529", ONE, max_berths=1)
+    project = make_project("cleanup", "27600-27629", ONE, max_berths=1)
     name = _killed_holder(project, clean_env(DOCKER_HOST=on_engine2.endpoint, DOCKYARD_WATCHDOG="0"))
     assert len(on(on_engine2, name)) == 1
     status = project.cli("status", "--json")  # from the main engine's environment

@@ -101,7 +101,7 @@ def test_keep_on_failure_leaves_the_stack_running(make_project: Projects) -> Non
 
 def test_the_keepers_error_reaches_up_as_its_own_class(make_project: Projects) -> None:
     """`dockyard up`'s keeper runs the stack in another process; its StackUnhealthy crosses the pipe whole."""
-    project = make_project("keptsick", "26800-26899", CRASHING, health_timeout=20)
+    project = make_project("keptsick", "27200-27299", CRASHING, health_timeout=20)
     settings = project.settings
     with pytest.raises(dockyard.StackUnhealthy) as caught:
         keeper_client.start_keeper(settings, build=False)

@@ -119,7 +119,7 @@ CHILD_PS = (
 def test_a_child_of_dockyard_run_sees_the_readiness_dockyard_saw(make_project: Projects) -> None:
     """The command `dockyard run` starts agrees with it: ready, while the engine still says "starting"."""
     slow = compose(service("web", health=("CMD-SHELL", "test -d /proc/1"), interval="60s"))
-    project = make_project("probedrun", "23600-23699", slow, health_timeout=30)
+    project = make_project("probedrun", "27300-27399", slow, health_timeout=30)
     done = project.cli("run", "--", sys.executable, "-c", CHILD_PS)
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [["web", "healthy", True]]
@@ -172,7 +172,7 @@ def test_down_stops_every_service_at_once_each_killed_after_the_stop_timeout(mak
         service("b", command=STUBBORN, extra=["depends_on: [c]"]),
         service("c", command=STUBBORN),
     )
-    project = make_project("stubborn", "23600-23699", chain, stop_timeout=2)
+    project = make_project("stubborn", "27400-27499", chain, stop_timeout=2)
     with dockyard.acquire_berth(project.settings, with_ports=False) as berth:
         stack = dockyard.Stack(project.settings, berth)
         stack.up()
@@ -185,7 +185,7 @@ def test_down_stops_every_service_at_once_each_killed_after_the_stop_timeout(mak
 
 def test_a_teardown_that_leaves_something_names_it_and_keeps_the_record(make_project: Projects) -> None:
     """A named volume a stranger's container still uses cannot go: down says so, the berth stays recorded."""
-    project = make_project("pinned", "23700-23799", TWO_SERVICES)
+    project = make_project("pinned", "27500-27599", TWO_SERVICES)
     with dockyard.acquire_berth(project.settings, with_ports=False) as berth:
         stack = dockyard.Stack(project.settings, berth)
         stack.up()

@@ -1,0 +1,31 @@
+"""The integration tests' projects never share host ports.
+
+Each project has a lock directory of its own, so two of them on one port range do not see
+each other's berths: run at once on two xdist workers, the second stack's start fails with
+"port is already allocated".
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_PROJECT = re.compile(r'make_project\(\s*f?"([^"]+)",\s*"(\d+)-(\d+)"')
+
+
+def test_no_two_integration_projects_share_a_port() -> None:
+    ranges = sorted(
+        (int(low), int(high), f"{path.relative_to(ROOT)}: {name}")
+        for directory in ("tests/integration", "tests/chaos")
+        for path in sorted((ROOT / directory).glob("*.py"))
+        for name, low, high in _PROJECT.findall(path.read_text())
+    )
+    assert len(ranges) > 20  # the pattern still finds the projects
+    shared, reach, reacher = [], -1, ""
+    for low, high, where in ranges:
+        if low <= reach:
+            shared.append((reacher, where))
+        if high > reach:
+            reach, reacher = high, where
+    assert shared == []
