@@ -72,13 +72,18 @@ def bounded(work: Callable[[], object]) -> int:
     """Run ``work`` as a task runs: a DockyardError becomes its message, its remedy and its exit code."""
     try:
         work()
-    except DockyardError as exc:
-        print(f"dockyard: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        print("dockyard: interrupted", file=sys.stderr)
-        return 130
+    except (DockyardError, KeyboardInterrupt) as exc:
+        message, code = ending(exc)
+        print(message, file=sys.stderr)
+        return code
     return 0
+
+
+def ending(exc: DockyardError | KeyboardInterrupt) -> tuple[str, int]:
+    """What a command that ``exc`` ends prints (its message and remedy), and its exit status."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "dockyard: interrupted", 130
+    return f"dockyard: {exc}", int(exc.exit_code)
 
 
 def show_up(answer: IO[str], *, json: bool) -> None:

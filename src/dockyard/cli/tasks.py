@@ -48,10 +48,9 @@ def _front(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except DockyardError as exc:
-            raise Exit(f"dockyard: {exc}", code=int(exc.exit_code)) from None
-        except KeyboardInterrupt:
-            raise Exit("dockyard: interrupted", code=130) from None
+        except (DockyardError, KeyboardInterrupt) as exc:
+            message, code = early.ending(exc)
+            raise Exit(message, code=code) from None
 
     return wrapper
 
