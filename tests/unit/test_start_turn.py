@@ -63,12 +63,12 @@ def test_the_shard_waits_for_its_turn_and_then_for_its_tests(pipe: tuple[int, in
     told: list[bool] = []
     given = later(lambda: told.append(give_turn(write)))
     assert turn.start() is True
-    assert given.is_set()
+    assert given.wait(5)  # its write was read; its thread may not have said so yet
     assert turn.waited["turn"] >= 0.15
     assert not closed(write)  # open: the tests come later
     handed = later(lambda: told.append(hand_tests(write, tests=True)))
     assert turn.tests() is True
-    assert handed.is_set()
+    assert handed.wait(5)
     assert turn.waited["tests"] >= 0.15
     assert told == [True, True]
     assert closed(read)
