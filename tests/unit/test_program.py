@@ -15,7 +15,7 @@ from invoke.context import Context
 
 from dockyard.cli import tasks
 from dockyard.cli.app import OPTIONS, USAGE_ERROR, DockyardProgram
-from dockyard.cli.early import plainly_down, plainly_up
+from dockyard.cli.early import plainly_down, plainly_run, plainly_up
 from dockyard.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,6 +241,54 @@ def test_a_plain_down_runs_to_its_end_without_invoke(tmp_path: Path) -> None:
     ]
     assert "dockyard.cli.early" in imported
     assert {m for m in imported if m.split(".")[0] in ("invoke", "rich")} == set()
+
+
+@pytest.mark.parametrize(
+    ("args", "plain"),
+    [
+        (["run", "--", "pytest", "-x"], (frozenset(), ["pytest", "-x"])),
+        (["run", "--no-up", "--cov", "--", "true"], (frozenset({"--no-up", "--cov"}), ["true"])),
+        (["run", "--reuse", "--", "sh", "-c", "a -- b"], (frozenset({"--reuse"}), ["sh", "-c", "a -- b"])),
+        (["run", "--", "--"], (frozenset(), ["--"])),  # the command's own words, whatever they are
+        (["run", "--"], None),  # the task says there is nothing to run
+        (["run", "pytest"], None),
+        (["run", "--cov", "--cov", "--", "true"], None),
+        (["run", "--in", "backend", "--", "true"], None),  # options with values: invoke parses them
+        (["run", "--env-file=x", "--", "true"], None),
+        (["run", "-r", "--", "true"], None),
+        (["run", "--help", "--", "true"], None),
+        (["--echo", "run", "--", "true"], None),
+        (["parallel", "--", "true"], None),
+        ([], None),
+    ],
+)
+def test_a_plain_run_is_told_from_what_invoke_must_parse(
+    args: list[str], plain: tuple[frozenset[str], list[str]] | None
+) -> None:
+    assert plainly_run(args) == plain
+
+
+def test_a_plain_run_runs_its_command_without_invoke(tmp_path: Path) -> None:
+    """`dockyard run -- CMD` ends with the command's exit status, and never imports invoke."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'nothing-to-start'\n")
+    (tmp_path / "compose.yaml").write_text("services: {}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    env["DOCKYARD_LOCK_DIR"] = str(tmp_path / "locks")
+    command = [sys.executable, "-c", "import os, sys; sys.exit(len(os.environ['DOCKYARD_PROJECT']) and 3)"]
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "dockyard", "run", "--no-up", "--", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+        env=env,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+
+    assert done.returncode == 3, done.stderr
+    assert "dockyard.sessions.run" in imported
+    assert {m for m in imported if m.split(".")[0] == "invoke"} == set()
 
 
 def test_the_console_script_forks_up_s_keeper_before_importing_invoke() -> None:

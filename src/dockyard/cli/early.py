@@ -1,12 +1,12 @@
-"""`dockyard up` and `dockyard down` as plainly typed: run before, and without, invoke.
+"""`dockyard up`, `down` and `run` as plainly typed: run before, and without, invoke.
 
 `up`'s keeper (berth, images, stack) is what `dockyard up` waits for; this process's own
 imports (invoke, the task collection) are not. Forked first, the keeper starts that work while
-this process goes on. Once the command line is known to be plainly `up` or `down` with their
-own long options, invoke's parser has nothing left to decide, and neither command needs it to
-show its answer: it is not loaded at all (~0.1 CPU-s of the host's, during `up` taken from the
-stack's start). Anything else, and a configuration that does not load, is left to invoke's
-parser and the task, which say what is wrong.
+this process goes on. Once the command line is known to be plainly `up`, `down` or `run -- CMD`
+with their own long flags, invoke's parser has nothing left to decide, and none of them needs
+it to show its answer: it is not loaded at all (~0.1 CPU-s of the host's, during `up` taken
+from the stack's start). Anything else, and a configuration that does not load, is left to
+invoke's parser and the task, which say what is wrong.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import IO
 from dockyard.errors import DockyardError
 
 _UP_OPTIONS = {"--json", "--no-build"}
+_RUN_FLAGS = {"--no-up", "--reuse", "--cov"}
 _forked: list[IO[str]] = []  # the answer of the keeper forked early, for `run` to read
 
 
@@ -38,6 +39,17 @@ def plainly_down(args: Sequence[str]) -> tuple[int, bool] | None:
         case ["down", "--berth", index] if index.isdigit():
             return int(index), False
     return None
+
+
+def plainly_run(args: Sequence[str]) -> tuple[frozenset[str], list[str]] | None:
+    """``(flags, command)`` when ``args`` are plainly ``run [--no-up] [--reuse] [--cov] -- CMD``; else None."""
+    if not args or args[0] != "run" or "--" not in args:
+        return None
+    cut = list(args).index("--")
+    flags, command = args[1:cut], list(args[cut + 1 :])
+    if not command or not set(flags) <= _RUN_FLAGS or len(set(flags)) != len(flags):
+        return None
+    return frozenset(flags), command
 
 
 def fork_keeper(args: Sequence[str]) -> None:
@@ -60,23 +72,24 @@ def forked() -> IO[str] | None:
 
 
 def run(args: Sequence[str]) -> int | None:
-    """Run a plain `up` (its keeper forked) or `down` to its end; its exit status, None when left to invoke."""
+    """Run a plain `up` (its keeper forked), `down` or `run` to its end; its exit status, None when left to invoke."""
     if plainly_up(args) and (answer := forked()) is not None:
         return bounded(lambda: show_up(answer, json="--json" in args))
     if (down := plainly_down(args)) is not None:
         return bounded(lambda: take_down(*down))
+    if (session := plainly_run(args)) is not None:
+        return bounded(lambda: run_session(*session))
     return None
 
 
-def bounded(work: Callable[[], object]) -> int:
+def bounded(work: Callable[[], int | None]) -> int:
     """Run ``work`` as a task runs: a DockyardError becomes its message, its remedy and its exit code."""
     try:
-        work()
+        return work() or 0
     except (DockyardError, KeyboardInterrupt) as exc:
         message, code = ending(exc)
         print(message, file=sys.stderr)
         return code
-    return 0
 
 
 def ending(exc: DockyardError | KeyboardInterrupt) -> tuple[str, int]:
@@ -116,3 +129,13 @@ def take_down(berth: int = -1, all: bool = False) -> None:
         began = time.monotonic()
         keeper.stop_keeper(settings, record)
         say(f"berth {record.index} ({record.project}) is down ({time.monotonic() - began:.1f}s)")
+
+
+def run_session(flags: frozenset[str], command: list[str]) -> int:
+    """`dockyard run [--no-up] [--reuse] [--cov] -- CMD`: the session, and the command's exit status."""
+    from dockyard.sessions.run import run as run_command  # noqa: PLC0415 - only `run` needs the session
+    from dockyard.settings import load_settings  # noqa: PLC0415
+
+    return run_command(
+        load_settings(), command, up="--no-up" not in flags, reuse="--reuse" in flags, cov="--cov" in flags
+    )

@@ -1,7 +1,7 @@
 """The `dockyard` console script: the invoke program (:mod:`.app`) over dockyard's tasks.
 
 `dockyard up` forks its keeper first (:mod:`.early`), so the keeper starts the stack at once;
-a plainly typed `up` or `down` then runs to its end without loading invoke at all.
+a plainly typed `up`, `down` or `run -- CMD` then runs to its end without loading invoke at all.
 """
 
 from __future__ import annotations
