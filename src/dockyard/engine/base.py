@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
-from dockyard.engine.debootstrap import debian_mirror, fetch_debootstrap
 from dockyard.errors import BaseImageUnavailable, DockyardError
 from dockyard.ui.progress import BUILT, Reporter
 
@@ -81,6 +80,8 @@ class Recipe:
     @classmethod
     def for_base(cls, base: str) -> Recipe:
         """The recipe of the stand-in for ``base`` on this host."""
+        from dockyard.engine.debootstrap import debian_mirror  # noqa: PLC0415 - only where a base is needed
+
         machine = platform.machine()
         return cls(suite_of(base), debian_mirror(), _DPKG_ARCH.get(machine, machine))
 
@@ -235,6 +236,8 @@ def _debootstrap_command(recipe: Recipe, step: Step) -> tuple[list[str], dict[st
         )
     tool = cache_dir() / "tools" / f"debootstrap-{recipe.suite}"
     if not (tool / ".complete").is_file():
+        from dockyard.engine.debootstrap import fetch_debootstrap  # noqa: PLC0415 - see Recipe.for_base
+
         step(f"fetching debootstrap from {recipe.mirror}")
         fetch_debootstrap(recipe.mirror, recipe.suite, tool)
     script = tool / "usr" / "sbin" / "debootstrap"

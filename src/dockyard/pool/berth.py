@@ -16,7 +16,6 @@ import fcntl
 import os
 import re
 import subprocess
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -49,11 +48,11 @@ def pool_id(lock_dir: Path, *, create: bool = False) -> str | None:
     except FileNotFoundError:
         if not create:
             return None
-    tmp = lock_dir / f".pool-id-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = lock_dir / f".pool-id-{os.getpid()}-{os.urandom(4).hex()}"
     # 0600 like every file of the pool (the chaos security test checks them all).
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(uuid.uuid4().hex)
+        fh.write(os.urandom(16).hex())
     try:
         os.link(tmp, path)  # the first writer's id wins; a racing second reads it
     except FileExistsError:

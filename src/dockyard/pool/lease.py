@@ -14,7 +14,6 @@ import os
 import socket
 import sys
 import time
-import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ class LeaseRecord:
     ) -> LeaseRecord:
         """A record describing this process as the holder of a berth on ``engine``."""
         return cls(
-            lease_id=uuid.uuid4().hex[:12],
+            lease_id=os.urandom(6).hex(),
             index=index,
             project=project,
             port_block=block,

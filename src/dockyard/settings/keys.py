@@ -1,7 +1,5 @@
 """Every ``[tool.dockyard]`` key, declared once as a typed field of :class:`Settings`."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace

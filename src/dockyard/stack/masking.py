@@ -15,7 +15,6 @@ in every later output.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import re
@@ -48,10 +47,18 @@ def forms(secret: str) -> set[str]:
         quote(secret, safe=""),
         quote_plus(secret),
         unquote(secret),
-        # XML-escaped as xml.sax.saxutils would (which imports urllib.request, ~10 ms): &, <, >
-        html.escape(secret, quote=False),  # in an element's text
-        html.escape(secret, quote=False).replace('"', "&quot;"),  # in an attribute
+        xml_text(secret),  # in an element's text
+        xml_text(secret).replace('"', "&quot;"),  # in an attribute
     }
+
+
+def xml_text(text: str) -> str:
+    """``text`` XML-escaped, as ``html.escape(text, quote=False)`` does.
+
+    Spelt out: ``html`` loads its table of every named entity (~3 ms of each start), and
+    ``xml.sax.saxutils.escape`` imports urllib.request (~10 ms).
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 class Registry:
