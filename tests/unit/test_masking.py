@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 from dockyard.errors import ConfigError
 from dockyard.settings import Settings
-from dockyard.stack.masking import MASK, Redactor, Registry, find_secrets, interpolated, url_passwords
+from dockyard.stack.masking import MASK, Redactor, Registry, find_secrets, interpolated, url_passwords, xml_text
 
 MakeSettings = Callable[..., Settings]
 
@@ -36,6 +37,19 @@ def test_a_secret_is_masked_plain_json_escaped_and_url_encoded() -> None:
 
     for form in (secret, json.dumps(secret)[1:-1], quote(secret, safe="")):
         assert redact(f"seen: {form}.") == f"seen: {MASK}."
+
+
+@pytest.mark.parametrize("text", ["a&b<c>d\"e'f", "&amp;", "<<>>", "plain", ""])
+def test_xml_text_escapes_as_html_escape_does_without_quotes(text: str) -> None:
+    assert xml_text(text) == html.escape(text, quote=False)
+
+
+def test_a_secret_is_masked_in_xml_text_and_attributes() -> None:
+    secret = 'p<w>&"d'  # noqa: S105 - a test value
+    redact = Redactor([secret], Registry())
+
+    assert redact('<failure>p&lt;w&gt;&amp;"d</failure>') == f"<failure>{MASK}</failure>"
+    assert redact('<failure message="p&lt;w&gt;&amp;&quot;d"/>') == f'<failure message="{MASK}"/>'
 
 
 def test_a_value_seen_once_is_masked_by_every_later_redactor() -> None:
