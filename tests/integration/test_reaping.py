@@ -22,8 +22,6 @@ from .helpers import (
     clean_env,
     compose,
     docker,
-    ids,
-    inspect,
     project_resources,
     service,
     wait_for,
@@ -70,10 +68,11 @@ def kill_during_up(project: Project) -> int:
             raise AssertionError(f"the session ended by itself ({proc.returncode}):\n{log.read_text()}")
         if not record.exists():
             return False
-        states = {
-            c["Config"]["Labels"]["com.docker.compose.service"]: c["State"]["Status"]
-            for c in inspect("container", ids("container", f"com.docker.compose.project={compose_project}"))
-        }
+        rows = docker(
+            *("ps", "-a", "--filter", f"label=com.docker.compose.project={compose_project}"),
+            *("--format", '{{.Label "com.docker.compose.service"}}={{.State}}'),
+        ).split()
+        states = dict(row.split("=", 1) for row in rows)
         return states == {"first": "running", "second": "created"}  # compose waits for `first`
 
     try:
