@@ -216,14 +216,14 @@ def test_a_plain_down_is_told_from_what_invoke_must_parse(args: list[str], plain
     assert plainly_down(args) == plain
 
 
-def test_a_plain_down_runs_to_its_end_without_invoke(tmp_path: Path) -> None:
-    """`dockyard down` shows the task's error and exit code, and never imports invoke or rich (~0.1 s)."""
+def console_script(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str], list[str]]:
+    """`dockyard ARGS` in an empty project of its own: the process, the modules it imported, its other stderr lines."""
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'nothing-up-here'\n")
     (tmp_path / "compose.yaml").write_text("services: {}\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
     env["DOCKYARD_LOCK_DIR"] = str(tmp_path / "locks")
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "dockyard", "down"],
+        [sys.executable, "-X", "importtime", "-m", "dockyard", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -231,8 +231,14 @@ def test_a_plain_down_runs_to_its_end_without_invoke(tmp_path: Path) -> None:
         cwd=tmp_path,
         env=env,
     )
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
-    said = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    lines = done.stderr.splitlines()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
+    return done, imported, [line for line in lines if not line.startswith("import time:")]
+
+
+def test_a_plain_down_runs_to_its_end_without_invoke(tmp_path: Path) -> None:
+    """`dockyard down` shows the task's error and exit code, and never imports invoke or rich (~0.1 s)."""
+    done, imported, said = console_script(tmp_path, "down")
 
     assert done.returncode == ExitCode.FAILURE, done.stderr
     assert said == [
@@ -270,21 +276,8 @@ def test_a_plain_run_is_told_from_what_invoke_must_parse(
 
 def test_a_plain_run_runs_its_command_without_invoke(tmp_path: Path) -> None:
     """`dockyard run -- CMD` ends with the command's exit status, and never imports invoke."""
-    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'nothing-to-start'\n")
-    (tmp_path / "compose.yaml").write_text("services: {}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env["DOCKYARD_LOCK_DIR"] = str(tmp_path / "locks")
     command = [sys.executable, "-c", "import os, sys; sys.exit(len(os.environ['DOCKYARD_PROJECT']) and 3)"]
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "dockyard", "run", "--no-up", "--", *command],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-        cwd=tmp_path,
-        env=env,
-    )
-    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    done, imported, _ = console_script(tmp_path, "run", "--no-up", "--", *command)
 
     assert done.returncode == 3, done.stderr
     assert "dockyard.sessions.run" in imported
