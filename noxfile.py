@@ -64,7 +64,8 @@ def integration(session: nox.Session) -> None:
     # completes them by name, slowly). Installed here, it needs no uv on the host.
     session.install("uv")
     _docker_ready(session)
-    session.run("pytest", "tests/integration", "-n", "2", "--dist", "loadgroup", *session.posargs)
+    # A module's tests on one worker: they share its fixtures (a Podman service, a second engine).
+    session.run("pytest", "tests/integration", "-n", "2", "--dist", "loadscope", *session.posargs)
     # The demo's infra services alone (PostgreSQL + Redis), in a berth of their own.
     infra = {"DOCKYARD_COMPOSE_FILES": "compose/infra.yml"}
     session.run("dockyard", "run", "--", "pytest", "tests/infra", *session.posargs, env=infra)

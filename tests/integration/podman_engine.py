@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from .helpers import TOKEN, wait_for
 
 _START_TIMEOUT = 30.0  # seconds for the service to answer on its socket
@@ -101,7 +103,16 @@ def podman_engine() -> Iterator[PodmanEngine]:
 
     Started twice: Podman lowers its own limits at start (nproc to 32768 here), so the limits
     it can grant are known only once it runs; the second start is given them.
+
+    One service on the host at a time, whatever worker asks: two stores each give their first
+    network the same subnet and share the host's firewall chains, and the containers of both
+    then fail to resolve each other's service names.
     """
+    with FileLock(Path(tempfile.gettempdir()) / "dockyard-podman-service.lock"):
+        yield from _service()
+
+
+def _service() -> Iterator[PodmanEngine]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw")
     root = Path(tempfile.mkdtemp(prefix=f"dockyard-podman-{TOKEN}-{worker}-", dir="/tmp"))
     engine = None

@@ -19,8 +19,7 @@ import pytest
 from .helpers import DOCKYARD, clean_env
 from .podman_engine import PodmanEngine, podman_engine, unavailable_reason
 
-# One worker runs the module, on one Podman service: two services at once share the host's firewall.
-pytestmark = [pytest.mark.docker, pytest.mark.timeout(900), pytest.mark.xdist_group("podman")]
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[2]
 
 
