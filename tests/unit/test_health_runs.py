@@ -47,7 +47,7 @@ class Engine:
 @pytest.fixture(autouse=True)
 def docker_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(healthcheck, "is_podman", lambda api: False)
-    monkeypatch.setattr(healthcheck, "refused_port", lambda info: None)  # its ports accept
+    monkeypatch.setattr(healthcheck, "closed_port", lambda info: None)  # its ports accept
 
 
 def target(engine: Engine, container: str = "c1") -> Target:

@@ -77,7 +77,7 @@ def test_the_check_run_is_the_one_written_not_the_engines_copy(
 ) -> None:
     recorder = Recorder()
     monkeypatch.setattr(healthcheck, "run_check", recorder)
-    monkeypatch.setattr(healthcheck, "refused_port", lambda info: None)
+    monkeypatch.setattr(healthcheck, "closed_port", lambda info: None)
     monkeypatch.setattr(healthcheck, "is_podman", lambda api: True)  # the check is run to its end
     model = ComposeModel(make_settings(), {"services": {"api": {"healthcheck": {"test": WRITTEN}}}})
     info = {"Config": {"Healthcheck": {"Test": SPLIT, "Timeout": 2e9}}}

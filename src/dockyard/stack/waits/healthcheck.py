@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from dockyard.engine.endpoints import is_podman
 from dockyard.stack.waits.protocol import Seen, Target
-from dockyard.stack.waits.tcp import REFUSED_AGAIN, refused_port
+from dockyard.stack.waits.tcp import REFUSED_AGAIN, closed_port
 
 if TYPE_CHECKING:
     from docker import APIClient
@@ -67,8 +67,9 @@ class HealthCheck:
         test = self.test or health_test(target.info)
         if not test:
             return Seen.not_yet("the container has no health check")
-        if (port := refused_port(target.info)) is not None:
-            return Seen.not_yet(f"port {port}: connection refused", REFUSED_AGAIN)
+        if (closed := closed_port(target.info)) is not None:
+            port, problem = closed
+            return Seen.not_yet(f"port {port}: {problem}", REFUSED_AGAIN)
         command = test[1:] if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]
         # The check's own timeout (Docker's default 30 s), as the engine would apply it.
         limit = (((target.info.get("Config") or {}).get("Healthcheck") or {}).get("Timeout") or 30e9) / 1e9
