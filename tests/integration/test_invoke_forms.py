@@ -26,8 +26,10 @@ def run_as(name: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess
     return subprocess.run(
         [str(FORMS[name]), *args],
         cwd=ROOT,
-        # Not the host's pool, which other sessions use: only the lease is under test.
-        env=clean_env(DOCKYARD_LOCK_DIR=str(tmp_path / f"locks-{name}")),
+        # Not the host's pool, which other sessions use: only the lease is under test. Nor its
+        # ports: a pool of its own on the demo's range would start `parallel`'s shards' stacks
+        # on the ports of a berth the host's pool hands to another test at the same time.
+        env=clean_env(DOCKYARD_LOCK_DIR=str(tmp_path / f"locks-{name}"), DOCKYARD_PORT_RANGE="25500-25699"),
         capture_output=True,
         text=True,
         check=False,
