@@ -14,7 +14,7 @@ from dockyard.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 _PROJECT = re.compile(r'make_project\(\s*f?"([^"]+)",\s*"(\d+)-(\d+)"')
-_POOL = re.compile(r'()DOCKYARD_PORT_RANGE="(\d+)-(\d+)"')  # a private pool of a test's own
+_POOL = re.compile(r'DOCKYARD_PORT_RANGE="((\d+)-(\d+))"')  # a private pool of a test's own, named by its range
 
 
 def test_no_two_integration_projects_share_a_port() -> None:
